@@ -1,0 +1,1 @@
+"""The Hydra config tree of eisen-lightning, installed as the package ``eisen_lightning.conf``."""

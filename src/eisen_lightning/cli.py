@@ -1,0 +1,126 @@
+"""The ``eisen`` command: ``eisen train|eval OVERRIDES``; ``python train.py OVERRIDES`` is ``eisen train``."""
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+CONFIG_PATH = "pkg://eisen_lightning.conf"
+
+USAGE = """usage: eisen VERB [HYDRA OVERRIDES ...]
+
+verbs:
+  train   fit a task (python train.py is the same); plain `eisen train` runs the offline demo
+  eval    validation and test stages of a checkpoint: eisen eval ckpt_path=CKPT [+experiment=NAME]
+
+examples:
+  eisen train +experiment=decathlon data.task=Task04_Hippocampus
+  eisen train -m +experiment=decathlon net=unet3d optimizer.lr=1e-3,3e-4
+  eisen eval ckpt_path=outputs/train/runs/DATE/checkpoints/best.ckpt
+
+`eisen VERB --help` lists the config groups and their options.
+"""
+
+
+def _train(cfg: Any) -> float | None:
+    from eisen_lightning import run
+
+    metrics = run.train(cfg)
+    _print_summary(cfg, metrics, "training")
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+def _eval(cfg: Any) -> float | None:
+    from eisen_lightning import run
+
+    metrics = run.evaluate(cfg)
+    _print_summary(cfg, metrics, "evaluation")
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+VERBS: dict[str, tuple[str, Callable[[Any], Any]]] = {"train": ("train", _train), "eval": ("eval", _eval)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``eisen`` console script.
+
+    Args:
+        argv: Arguments after the program name; ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        The process exit status.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    verb, overrides = args[0], args[1:]
+    if verb not in VERBS:
+        print(f"eisen: unknown verb {verb!r}; choose one of {sorted(VERBS)}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    config_name, function = VERBS[verb]
+    run_hydra(config_name, function, overrides)
+    return 0
+
+
+def run_hydra(config_name: str, function: Callable[[Any], Any], overrides: Sequence[str]) -> None:
+    """Run ``function`` under ``hydra.main`` with ``overrides`` as its command line.
+
+    Hydra reads ``sys.argv``, so it is set to the overrides while Hydra parses them and restored
+    before ``function`` runs: Lightning's DDP launcher re-runs the original command line in its
+    child processes, and that must still name the verb.
+    """
+    import hydra
+
+    original = list(sys.argv)
+
+    def task_function(cfg: Any) -> Any:
+        sys.argv = original
+        return function(cfg)
+
+    task_function.__module__ = __name__
+    sys.argv = [original[0], *overrides]
+    try:
+        hydra.main(config_path=CONFIG_PATH, config_name=config_name, version_base="1.3")(task_function)()
+    finally:
+        sys.argv = original
+
+
+def _print_summary(cfg: Any, metrics: dict[str, float], what: str) -> None:
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return
+    run_dir = Path(cfg.paths.output_dir)
+    lines = [f"\n=== eisen-lightning {what} finished ===", f"run directory : {run_dir}"]
+    for stage in ("val", "test"):
+        lines += _dice_lines(metrics, stage)
+    best = run_dir / "checkpoints" / "best.ckpt"
+    if best.is_file():
+        lines.append(f"best checkpoint: {best}")
+    if (run_dir / "metrics.json").is_file():
+        lines.append(f"metrics       : {run_dir / 'metrics.json'}")
+    if (run_dir / "tensorboard").is_dir():
+        lines.append(f"tensorboard   : tensorboard --logdir {run_dir / 'tensorboard'}")
+    print("\n".join(lines), flush=True)
+
+
+def _dice_lines(metrics: dict[str, float], stage: str) -> list[str]:
+    prefix = f"{stage}/dice/"
+    per_class = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+    if f"{stage}/dice" not in metrics:
+        return []
+    lines = [f"{stage} mean Dice: {_fmt(metrics[f'{stage}/dice'])}"]
+    lines += [f"  {name:<20} {_fmt(value)}" for name, value in per_class.items()]
+    if f"{stage}/dice_best" in metrics:
+        lines.append(f"  best epoch mean Dice {_fmt(metrics[f'{stage}/dice_best'])}")
+    return lines
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""MedicalDataModule: splits, caching, loaders and collate, shared by every data set."""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from eisen_lightning import keys
+from eisen_lightning.data.collate import collate
+from eisen_lightning.data.splits import SPLIT_NAMES, load_splits, make_splits, save_splits
+from eisen_lightning.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass
+class DatasetInfo:
+    """What the rest of a run needs to know about a data set, merged into the config as ``dataset``.
+
+    Attributes:
+        in_channels: Input channels of the net.
+        num_classes: Output classes, background included.
+        label_names: One name per class, background first.
+        spatial_dims: 2 or 3.
+    """
+
+    in_channels: int
+    num_classes: int
+    label_names: list[str]
+    spatial_dims: int = 3
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the fields as a plain dict."""
+        return asdict(self)
+
+
+class MedicalDataModule(pl.LightningDataModule):
+    """Base DataModule: subclasses list the cases and the transforms; this class does the rest.
+
+    Subclasses implement :meth:`labelled_cases`, :meth:`train_transforms`, :meth:`eval_transforms`
+    and the :attr:`info` property; :meth:`prepare_data` checks (or fetches) the data.
+
+    Args:
+        batch_size: Volumes per training batch (each gives ``num_samples`` crops where a subclass crops).
+        val_batch_size: Volumes per validation and test batch.
+        num_workers: DataLoader worker processes.
+        fold: Validation fold, ``0 <= fold < num_folds``.
+        num_folds: Cross-validation folds.
+        test_fraction: Share of labelled cases held out for the test stage.
+        seed: Seed of the split shuffle.
+        cache_rate: Share of cases whose deterministic transforms are cached in memory (0 to 1).
+        output_dir: Where ``splits.json`` is written (the run directory), or ``None``.
+        splits_file: A ``splits.json`` to reuse (an earlier run's) instead of computing the splits.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 2,
+        val_batch_size: int = 1,
+        num_workers: int = 0,
+        fold: int = 0,
+        num_folds: int = 5,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        cache_rate: float = 1.0,
+        output_dir: str | None = None,
+        splits_file: str | None = None,
+    ) -> None:
+        super().__init__()
+        _check_positive(batch_size=batch_size, val_batch_size=val_batch_size)
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        if not 0.0 <= cache_rate <= 1.0:
+            raise ValueError(f"data.cache_rate must be in [0, 1], got {cache_rate}")
+        self.batch_size, self.val_batch_size, self.num_workers = batch_size, val_batch_size, num_workers
+        self.fold, self.num_folds, self.test_fraction, self.seed = fold, num_folds, test_fraction, seed
+        self.cache_rate = cache_rate
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.splits_file = Path(splits_file) if splits_file else None
+        self.splits: dict[str, list[str]] = {}
+        self.datasets: dict[str, Any] = {}
+
+    # -- what subclasses provide ------------------------------------------------------------
+    @property
+    def info(self) -> DatasetInfo:
+        """Channels, classes and label names of the data set."""
+        raise NotImplementedError(f"{type(self).__name__} must define the 'info' property")
+
+    def labelled_cases(self) -> list[dict[str, Any]]:
+        """Return every labelled case as a dict with a unique ``case_id``."""
+        raise NotImplementedError(f"{type(self).__name__} must define labelled_cases()")
+
+    def train_transforms(self) -> list:
+        """Return the training transforms (deterministic prefix first, then random ones)."""
+        raise NotImplementedError(f"{type(self).__name__} must define train_transforms()")
+
+    def eval_transforms(self) -> list:
+        """Return the validation and test transforms (deterministic)."""
+        raise NotImplementedError(f"{type(self).__name__} must define eval_transforms()")
+
+    # -- Lightning hooks --------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Split the labelled cases, save ``splits.json`` and build the datasets of the stage."""
+        if not self.splits:
+            self.splits = self._make_splits()
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, SPLIT_NAMES)
+        for name in wanted:
+            if name not in self.datasets:
+                self.datasets[name] = self._dataset(name)
+
+    def train_dataloader(self) -> Any:
+        """Shuffled loader over the training split."""
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> Any:
+        """Loader over the validation split, whole volumes."""
+        return self._loader("val", self.val_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> Any:
+        """Loader over the held-out test split, whole volumes."""
+        if not self.splits.get("test"):
+            raise ValueError(
+                "the test stage needs held-out cases but data.test_fraction is "
+                f"{self.test_fraction}; set data.test_fraction=0.2 (for example) and train again"
+            )
+        return self._loader("test", self.val_batch_size, shuffle=False)
+
+    # -- internals --------------------------------------------------------------------------
+    def _make_splits(self) -> dict[str, list[str]]:
+        ids = [case[keys.CASE_ID] for case in self.labelled_cases()]
+        if self.splits_file is not None:
+            splits = load_splits(self.splits_file, ids)
+        else:
+            splits = make_splits(ids, self.num_folds, self.fold, self.test_fraction, self.seed)
+        if self.output_dir is not None and self.trainer_is_rank_zero():
+            settings = {"seed": self.seed, "fold": self.fold, "num_folds": self.num_folds}
+            save_splits(self.output_dir / "splits.json", splits, test_fraction=self.test_fraction, **settings)
+        log.info("splits: %s", {k: len(v) for k, v in splits.items()})
+        return splits
+
+    def trainer_is_rank_zero(self) -> bool:
+        """Whether this process writes shared files (true when no trainer is attached)."""
+        return self.trainer is None or self.trainer.is_global_zero
+
+    def _dataset(self, split: str) -> Any:
+        from monai.data import CacheDataset
+        from monai.transforms import Compose
+
+        wanted = set(self.splits[split])
+        cases = [case for case in self.labelled_cases() if case[keys.CASE_ID] in wanted]
+        steps = self.train_transforms() if split == "train" else self.eval_transforms()
+        return CacheDataset(cases, Compose(steps), cache_rate=self.cache_rate, num_workers=None, progress=False)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> Any:
+        from torch.utils.data import DataLoader
+
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "fit", "test": "test"}[split])
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=False,
+        )
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"data.{name} must be a positive integer, got {value!r}")
+
+
+def as_list(value: Sequence[Any] | None) -> list[Any] | None:
+    """Return ``value`` as a plain list (OmegaConf ListConfig included), or ``None``."""
+    return None if value is None else list(value)

@@ -1,0 +1,118 @@
+"""DecathlonDataModule: any of the ten Medical Segmentation Decathlon tasks, from its folder as distributed."""
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from eisen_lightning.data.datamodule import DatasetInfo, MedicalDataModule, as_list
+from eisen_lightning.data.datasets.decathlon import DecathlonLayout, LayoutError, read_decathlon
+from eisen_lightning.data.pipelines import (
+    deterministic_transforms,
+    normalization_for,
+    random_transforms,
+)
+
+GET_DATA_HINT = (
+    "Get it from http://medicaldecathlon.com ({task}.tar), extract it so that {root}/dataset.json exists, "
+    "or point paths.data_dir (environment variable EISEN_DATA_DIR) at the folder that holds {task}/."
+)
+
+
+class DecathlonDataModule(MedicalDataModule):
+    """A Decathlon task read from ``<data_dir>/<task>/dataset.json``, ``imagesTr/``, ``labelsTr/``.
+
+    Multi-modal 4D images become channels; label names come from ``dataset.json``. Training takes
+    label-balanced random crops of ``patch_size``; validation and testing use whole volumes.
+
+    Args:
+        data_dir: Folder holding the task folders (``paths.data_dir``).
+        task: Task folder name, such as ``Task09_Spleen``.
+        spacing: Target voxel spacing in mm, or ``None`` to keep each volume's own.
+        patch_size: Training crop size in voxels (also the sliding-window size).
+        num_samples: Crops per volume per epoch.
+        normalization: ``auto`` (CT window for CT, z-score otherwise), ``ct``, ``zscore`` or ``none``.
+        ct_window: Hounsfield window ``[low, high]`` used by ``ct``.
+        **kwargs: Split, loader and cache settings of :class:`MedicalDataModule`.
+
+    >>> dm = DecathlonDataModule("data", "Task09_Spleen", patch_size=(96, 96, 96))
+    >>> dm.root.as_posix()
+    'data/Task09_Spleen'
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        task: str = "Task09_Spleen",
+        spacing: Sequence[float] | None = (1.5, 1.5, 2.0),
+        patch_size: Sequence[int] = (96, 96, 96),
+        num_samples: int = 2,
+        normalization: str = "auto",
+        ct_window: Sequence[float] = (-175.0, 250.0),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not task or "/" in task:
+            raise ValueError(f"data.task must be a task folder name such as 'Task09_Spleen', got {task!r}")
+        if len(patch_size) != 3 or min(patch_size) < 1:
+            raise ValueError(f"data.patch_size must be three positive sizes, got {list(patch_size)}")
+        if spacing is not None and (len(spacing) != 3 or min(spacing) <= 0):
+            raise ValueError(f"data.spacing must be three positive spacings in mm or null, got {list(spacing)}")
+        normalization_for([], normalization)  # validates the name
+        self.root = Path(data_dir) / task
+        self.task = task
+        self.spacing, self.patch_size = as_list(spacing), as_list(patch_size)
+        self.num_samples, self.normalization, self.ct_window = num_samples, normalization, as_list(ct_window)
+
+    def prepare_data(self) -> None:
+        """Check the task folder; a missing one goes through :meth:`fetch` first."""
+        if not (self.root / "dataset.json").is_file():
+            self.fetch()
+        _ = self.layout
+
+    def fetch(self) -> None:
+        """Provide a missing task folder; this class cannot, so it explains where to get it.
+
+        Subclasses that can produce the data (a download, a synthetic replica) override this.
+        """
+        raise LayoutError(
+            self.root, ["dataset.json not found"], GET_DATA_HINT.format(task=self.task, root=self.root)
+        )
+
+    @cached_property
+    def layout(self) -> DecathlonLayout:
+        """The parsed and checked ``dataset.json``."""
+        if not (self.root / "dataset.json").is_file():
+            self.fetch()
+        return read_decathlon(self.root)
+
+    @property
+    def info(self) -> DatasetInfo:
+        """Channels from ``modality``, classes and names from ``labels``."""
+        layout = self.layout
+        return DatasetInfo(len(layout.modalities), len(layout.label_names), list(layout.label_names), 3)
+
+    def labelled_cases(self) -> list[dict[str, Any]]:
+        """The ``training`` list of ``dataset.json`` with absolute paths."""
+        return [dict(case) for case in self.layout.training]
+
+    def train_transforms(self) -> list:
+        """Deterministic prefix (padded to a patch, class indices precomputed), then random crops."""
+        return self._deterministic(pad=True) + random_transforms(
+            self.patch_size, self.info.num_classes, self.num_samples
+        )
+
+    def eval_transforms(self) -> list:
+        """Whole volumes through the deterministic prefix."""
+        return self._deterministic(pad=False)
+
+    def _deterministic(self, pad: bool) -> list:
+        normalization = normalization_for(self.layout.modalities, self.normalization)
+        return deterministic_transforms(
+            with_label=True,
+            spacing=self.spacing,
+            normalization=normalization,
+            ct_window=self.ct_window,
+            num_classes=self.info.num_classes if pad else None,
+            patch_size=self.patch_size if pad else None,
+        )

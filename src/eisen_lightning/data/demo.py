@@ -1,0 +1,42 @@
+"""DemoDataModule: the offline demo, a synthetic task generated on first use and read as Decathlon data."""
+
+from typing import Any
+
+from eisen_lightning.data.decathlon import DecathlonDataModule
+from eisen_lightning.data.synthetic import write_demo_task
+from eisen_lightning.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class DemoDataModule(DecathlonDataModule):
+    """The Decathlon DataModule over a synthetic task that it writes once into ``data_dir/task``.
+
+    Everything after the generation (layout checks, splits, transforms, loaders) is the code path
+    of real Decathlon data.
+
+    Args:
+        data_dir: Folder that receives the task folder.
+        task: Name of the task folder.
+        num_training: Labelled cases to generate.
+        num_test: Unlabelled cases to generate.
+        **kwargs: Settings of :class:`DecathlonDataModule`.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        task: str = "Task00_Demo",
+        num_training: int = 32,
+        num_test: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(data_dir=data_dir, task=task, **kwargs)
+        if num_training < 2 or num_test < 0:
+            raise ValueError(f"data.num_training must be >= 2 and data.num_test >= 0, got {num_training}, {num_test}")
+        self.num_training, self.num_test = num_training, num_test
+
+    def fetch(self) -> None:
+        """Generate the synthetic task (a few seconds, once)."""
+        log.info("writing the synthetic demo task to %s", self.root)
+        write_demo_task(self.root, self.num_training, self.num_test, seed=self.seed)

@@ -1,0 +1,6 @@
+"""Tasks: LightningModules that wrap a net, a loss and metrics; built for subclassing."""
+
+from eisen_lightning.tasks.base import BaseTask
+from eisen_lightning.tasks.segmentation import SegmentationTask
+
+__all__ = ["BaseTask", "SegmentationTask"]

@@ -1,0 +1,100 @@
+"""BaseTask: the LightningModule steps every task shares; subclasses choose how to score and predict."""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from eisen_lightning import keys
+
+SCHEDULER_INTERVALS = ("epoch", "step")
+
+
+class BaseTask(pl.LightningModule):
+    """Wires a net, a loss, an optimizer and a scheduler into Lightning's training loop.
+
+    The task never switches on names: every collaborator is given to it, and field routing
+    (which batch keys feed the net, which key is the target) is configuration. Research code
+    overrides the small steps: :meth:`forward`, :meth:`compute_loss`, :meth:`shared_step`,
+    :meth:`predict_step`.
+
+    Args:
+        net: The network; it takes the tensors of ``input_keys`` in order.
+        loss: Callable ``loss(output, target) -> scalar``.
+        optimizer: Partial that takes the parameters and returns an optimizer.
+        scheduler: Partial that takes the optimizer and returns an LR scheduler, or ``None``.
+        scheduler_interval: Step the scheduler each ``epoch`` or each ``step``.
+        input_keys: Batch keys passed to ``net`` as positional arguments.
+        target_key: Batch key of the target.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: Callable[..., torch.Tensor],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        input_keys: Sequence[str] = (keys.IMAGE,),
+        target_key: str = keys.LABEL,
+    ) -> None:
+        super().__init__()
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"task.net must be a torch.nn.Module, got {type(net).__name__}")
+        for name, value in (("loss", loss), ("optimizer", optimizer)):
+            if not callable(value):
+                raise TypeError(f"task.{name} must be callable, got {type(value).__name__}")
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise ValueError(
+                f"task.scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}"
+            )
+        if not input_keys:
+            raise ValueError("task.input_keys must name at least one batch key")
+        self.net, self.loss = net, loss
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.scheduler_interval = scheduler_interval
+        self.input_keys, self.target_key = list(input_keys), target_key
+
+    # -- overridable steps --------------------------------------------------------------------
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        """Run the net on the input tensors."""
+        return self.net(*inputs)
+
+    def inputs(self, batch: Mapping[str, Any]) -> list[torch.Tensor]:
+        """Pick the net's inputs from the batch by ``input_keys``."""
+        missing = [k for k in self.input_keys if k not in batch]
+        if missing:
+            raise KeyError(f"batch has no key(s) {missing} named in task.input_keys; it has {sorted(batch)}")
+        return [batch[k] for k in self.input_keys]
+
+    def compute_loss(self, output: Any, target: torch.Tensor) -> torch.Tensor:
+        """Return the loss of ``output`` against ``target``."""
+        return self.loss(output, target)
+
+    def shared_step(self, batch: Mapping[str, Any], stage: str) -> dict[str, Any]:
+        """Forward and loss for ``stage``; returns ``{"loss", "output"}``."""
+        output = self(*self.inputs(batch))
+        return {keys.LOSS: self.compute_loss(output, batch[self.target_key]), "output": output}
+
+    # -- Lightning hooks ----------------------------------------------------------------------
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        """One optimisation step; logs ``train/loss`` per epoch."""
+        result = self.shared_step(batch, keys.TRAIN)
+        self.log_loss(keys.TRAIN, result[keys.LOSS], batch)
+        return result[keys.LOSS]
+
+    def log_loss(self, stage: str, loss: torch.Tensor, batch: Mapping[str, Any]) -> None:
+        """Log ``stage/loss`` as an epoch mean weighted by batch size, synced across processes."""
+        size = len(batch[self.input_keys[0]])
+        self.log(keys.metric_key(stage, keys.LOSS), loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=size, sync_dist=True)  # fmt: skip
+
+    def configure_optimizers(self) -> Any:
+        """Build the optimizer (and scheduler) from the partials given at construction."""
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}

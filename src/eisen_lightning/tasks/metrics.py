@@ -1,0 +1,94 @@
+"""Per-stage metric collections and their logged names (``val/dice``, ``val/dice/<class>``, ``val/dice_best``)."""
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from eisen_lightning import keys
+
+EVAL_STAGES = (keys.VAL, keys.TEST)
+BEST_MODES = ("max", "min")
+
+
+class StageMetrics(nn.Module):
+    """One fresh copy of every metric per evaluation stage, computed over whole epochs.
+
+    A metric whose result is a vector with one value per class (or per foreground class) is
+    logged as its NaN-ignoring mean under ``stage/name`` and per class under ``stage/name/<class>``.
+
+    Args:
+        factories: ``name -> partial``; each is called with ``num_classes=`` to build a metric.
+        num_classes: Classes, background included.
+        label_names: One name per class.
+        best_metric: Name whose best value over validation epochs is logged as ``val/<name>_best``.
+        best_mode: ``max`` or ``min``.
+    """
+
+    def __init__(
+        self,
+        factories: Mapping[str, Callable[..., Any]],
+        num_classes: int,
+        label_names: Sequence[str],
+        best_metric: str,
+        best_mode: str = "max",
+    ) -> None:
+        super().__init__()
+        if best_mode not in BEST_MODES:
+            raise ValueError(f"task.best_mode must be one of {BEST_MODES}, got {best_mode!r}")
+        if factories and best_metric not in factories:
+            raise ValueError(f"task.best_metric {best_metric!r} is not among task.metrics {sorted(factories)}")
+        self.stages = nn.ModuleDict(
+            {stage: nn.ModuleDict({n: f(num_classes=num_classes) for n, f in factories.items()}) for stage in EVAL_STAGES}
+        )
+        self.label_names, self.best_metric, self.best_mode = list(label_names), best_metric, best_mode
+        self.best: float | None = None
+
+    def update(self, stage: str, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of predicted and true label maps to every metric of ``stage``."""
+        for metric in self.stages[stage].values():
+            metric.update(pred, target)
+
+    def compute(self, stage: str, track_best: bool) -> dict[str, float]:
+        """Compute, name and reset the metrics of ``stage``; update the best value when asked."""
+        logged: dict[str, float] = {}
+        for name, metric in self.stages[stage].items():
+            logged.update(self._named(stage, name, metric.compute()))
+            metric.reset()
+        key = keys.metric_key(stage, self.best_metric)
+        if stage == keys.VAL and track_best and key in logged:
+            value = logged[key]
+            better = self.best is None or (value > self.best if self.best_mode == "max" else value < self.best)
+            self.best = value if better and not math.isnan(value) else self.best
+        if stage == keys.VAL and self.best is not None:
+            logged[keys.metric_key(stage, self.best_metric + keys.BEST_SUFFIX)] = self.best
+        return logged
+
+    def _named(self, stage: str, name: str, value: torch.Tensor) -> dict[str, float]:
+        value = torch.as_tensor(value, dtype=torch.float32).flatten()
+        if value.numel() == 1:
+            return {keys.metric_key(stage, name): float(value)}
+        names = self._class_names(value.numel(), name)
+        named = {keys.metric_key(stage, name, n): float(v) for n, v in zip(names, value.tolist())}
+        named[keys.metric_key(stage, name)] = float(torch.nanmean(value))
+        return named
+
+    def _class_names(self, count: int, name: str) -> list[str]:
+        if count == len(self.label_names):
+            return self.label_names
+        if count == len(self.label_names) - 1:
+            return self.label_names[1:]
+        raise ValueError(
+            f"metric {name!r} returned {count} values; expected one per class ({len(self.label_names)}) "
+            "or per foreground class"
+        )
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The best value so far, saved in checkpoints so a resumed run keeps it."""
+        return {"best": self.best}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the best value from a checkpoint."""
+        self.best = state.get("best")

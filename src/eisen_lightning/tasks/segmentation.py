@@ -1,0 +1,111 @@
+"""SegmentationTask: dense prediction with whole-volume (sliding-window) validation and per-class metrics."""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from eisen_lightning import keys
+from eisen_lightning.tasks.base import BaseTask
+from eisen_lightning.tasks.metrics import StageMetrics
+
+
+class SegmentationTask(BaseTask):
+    """Segmentation of 2D or 3D images into ``num_classes`` labels (background included).
+
+    Training sees patches; validation, testing and prediction run the ``inferer`` (MONAI's
+    sliding window by default) over whole volumes. Metrics accumulate over the whole epoch
+    (every case counts once, whatever the batch size) and are logged as ``val/dice`` (mean over
+    foreground classes), ``val/dice/<label name>`` and ``val/dice_best``.
+
+    Args:
+        net: Network returning ``num_classes`` logit channels.
+        loss: Loss taking ``(logits, label)`` with label of shape ``(B, 1, ...)``.
+        optimizer: Optimizer partial.
+        num_classes: Number of classes, background included.
+        label_names: One name per class, background first; default ``class0, class1, ...``.
+        metrics: Mapping ``name -> partial`` building a torchmetrics metric for ``num_classes``
+            over label maps (such as ``DiceScore``); per-class results are logged per class.
+        inferer: Callable ``inferer(inputs, network)`` for whole volumes, or ``None`` for a plain forward.
+        best_metric: Metric whose best epoch value is logged as ``val/<name>_best``.
+        best_mode: ``max`` or ``min``.
+        **kwargs: ``scheduler``, ``scheduler_interval``, ``input_keys``, ``target_key`` of :class:`BaseTask`.
+
+    >>> from monai.networks.nets import UNet
+    >>> from monai.losses import DiceCELoss
+    >>> from functools import partial
+    >>> task = SegmentationTask(
+    ...     net=UNet(3, 1, 2, channels=(4, 8), strides=(2,)),
+    ...     loss=DiceCELoss(to_onehot_y=True, softmax=True),
+    ...     optimizer=partial(torch.optim.Adam, lr=1e-3),
+    ...     num_classes=2,
+    ... )
+    >>> task(torch.zeros(1, 1, 16, 16, 16)).shape
+    torch.Size([1, 2, 16, 16, 16])
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: Callable[..., torch.Tensor],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        num_classes: int,
+        label_names: Sequence[str] | None = None,
+        metrics: Mapping[str, Callable[..., Any]] | None = None,
+        inferer: Callable[..., torch.Tensor] | None = None,
+        best_metric: str = keys.DICE,
+        best_mode: str = "max",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(net, loss, optimizer, **kwargs)
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"task.num_classes must be an integer >= 2, got {num_classes!r}")
+        names = list(label_names) if label_names is not None else [f"class{i}" for i in range(num_classes)]
+        if len(names) != num_classes:
+            raise ValueError(f"task.label_names has {len(names)} names for {num_classes} classes: {names}")
+        self.num_classes, self.label_names, self.inferer = num_classes, names, inferer
+        self.metrics = StageMetrics(metrics or {}, num_classes, names, best_metric, best_mode)
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "metrics", "inferer"])
+
+    def infer(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits over a whole image through the inferer (the forward pass when there is none)."""
+        if self.inferer is None:
+            return self(image)
+        return self.inferer(image, self)
+
+    def shared_step(self, batch: Mapping[str, Any], stage: str) -> dict[str, Any]:
+        """Patches through the net in training, whole volumes through the inferer otherwise."""
+        if stage == keys.TRAIN or len(self.input_keys) > 1:
+            return super().shared_step(batch, stage)
+        output = self.infer(batch[self.input_keys[0]])
+        return {keys.LOSS: self.compute_loss(output, batch[self.target_key]), "output": output}
+
+    def evaluation_step(self, batch: Mapping[str, Any], stage: str) -> torch.Tensor:
+        """Loss and metric update for ``val`` or ``test``; returns the predicted label map."""
+        result = self.shared_step(batch, stage)
+        self.log_loss(stage, result[keys.LOSS], batch)
+        pred = result["output"].argmax(dim=1)
+        self.metrics.update(stage, pred, batch[self.target_key][:, 0].long())
+        return pred
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        """Whole-volume validation."""
+        return self.evaluation_step(batch, keys.VAL)
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        """Whole-volume testing."""
+        return self.evaluation_step(batch, keys.TEST)
+
+    def predict_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Label map of each image, with the batch's geometry for writing it back."""
+        pred = self.infer(batch[self.input_keys[0]]).argmax(dim=1, keepdim=True)
+        return {keys.PRED: pred, keys.META: batch.get(keys.META, {})}
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the epoch's validation metrics."""
+        self.log_dict(self.metrics.compute(keys.VAL, track_best=not self.trainer.sanity_checking), sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        """Log the epoch's test metrics."""
+        self.log_dict(self.metrics.compute(keys.TEST, track_best=False), sync_dist=True)
