@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from eisen_lightning.utils.files import atomic_write_text
 from eisen_lightning.utils.logging import get_logger
@@ -60,7 +60,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update(_scalars(trainer.callback_metrics))
     else:
-        log.warning("no held-out test cases (data.test_fraction=%s): test stage skipped", datamodule.test_fraction)
+        log.warning(
+            "no held-out test cases (data.test_fraction=%s): test stage skipped", datamodule.test_fraction
+        )
     return _finish(cfg, trainer, metrics)
 
 
@@ -78,7 +80,7 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     datamodule.prepare_data()
     with open_dict(cfg):
         cfg.dataset = datamodule.info.as_dict()
-    task = instantiate(cfg.task)
+    task = instantiate(cfg.task, _convert_="all")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -93,7 +95,9 @@ def _checked_ckpt_path(ckpt_path: str | None, required: bool) -> str | None:
     if ckpt_path in ("last", "best"):
         return ckpt_path
     if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file; give the path of a .ckpt file")
+        raise FileNotFoundError(
+            f"ckpt_path={ckpt_path}: no such checkpoint file; give the path of a .ckpt file"
+        )
     return str(ckpt_path)
 
 
@@ -102,17 +106,16 @@ def _has_checkpoint(trainer: Any) -> bool:
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    return {name: float(value) for name, value in metrics.items() if getattr(value, "numel", lambda: 1)() == 1}
+    return {
+        name: float(value) for name, value in metrics.items() if getattr(value, "numel", lambda: 1)() == 1
+    }
 
 
 def _finish(cfg: DictConfig, trainer: Any, metrics: dict[str, float]) -> dict[str, float]:
-    if trainer.is_global_zero and not trainer.fast_dev_run:
+    if trainer.is_global_zero:
         output_dir = Path(cfg.paths.output_dir)
-        atomic_write_text(output_dir / METRICS_FILE, json.dumps(dict(sorted(metrics.items())), indent=2) + "\n")
+        atomic_write_text(
+            output_dir / METRICS_FILE, json.dumps(dict(sorted(metrics.items())), indent=2) + "\n"
+        )
         log.info("metrics written to %s", output_dir / METRICS_FILE)
     return metrics
-
-
-def resolved(cfg: DictConfig) -> dict[str, Any]:
-    """The config as plain, resolved containers (for printing and saving)."""
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

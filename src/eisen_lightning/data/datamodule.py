@@ -151,7 +151,9 @@ class MedicalDataModule(pl.LightningDataModule):
         wanted = set(self.splits[split])
         cases = [case for case in self.labelled_cases() if case[keys.CASE_ID] in wanted]
         steps = self.train_transforms() if split == "train" else self.eval_transforms()
-        return CacheDataset(cases, Compose(steps), cache_rate=self.cache_rate, num_workers=None, progress=False)
+        return CacheDataset(
+            cases, Compose(steps), cache_rate=self.cache_rate, num_workers=None, progress=False
+        )
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> Any:
         from torch.utils.data import DataLoader

@@ -1,4 +1,4 @@
-"""DecathlonDataModule: any of the ten Medical Segmentation Decathlon tasks, from its folder as distributed."""
+"""DecathlonDataModule: any of the ten Medical Segmentation Decathlon tasks, read as distributed."""
 
 from collections.abc import Sequence
 from functools import cached_property
@@ -57,12 +57,21 @@ class DecathlonDataModule(MedicalDataModule):
         if len(patch_size) != 3 or min(patch_size) < 1:
             raise ValueError(f"data.patch_size must be three positive sizes, got {list(patch_size)}")
         if spacing is not None and (len(spacing) != 3 or min(spacing) <= 0):
-            raise ValueError(f"data.spacing must be three positive spacings in mm or null, got {list(spacing)}")
+            raise ValueError(
+                f"data.spacing must be three positive spacings in mm or null, got {list(spacing)}"
+            )
         normalization_for([], normalization)  # validates the name
         self.root = Path(data_dir) / task
         self.task = task
         self.spacing, self.patch_size = as_list(spacing), as_list(patch_size)
         self.num_samples, self.normalization, self.ct_window = num_samples, normalization, as_list(ct_window)
+
+    @classmethod
+    def write_replica(cls, data_dir: str, task: str = "Task09_Spleen", **_: Any) -> Path:
+        """Write a small synthetic copy of ``task`` in its real layout (tests, dry runs)."""
+        from eisen_lightning.data.synthetic import write_decathlon_replica
+
+        return write_decathlon_replica(data_dir, task)
 
     def prepare_data(self) -> None:
         """Check the task folder; a missing one goes through :meth:`fetch` first."""

@@ -1,5 +1,6 @@
 """DemoDataModule: the offline demo, a synthetic task generated on first use and read as Decathlon data."""
 
+from pathlib import Path
 from typing import Any
 
 from eisen_lightning.data.decathlon import DecathlonDataModule
@@ -33,8 +34,17 @@ class DemoDataModule(DecathlonDataModule):
     ) -> None:
         super().__init__(data_dir=data_dir, task=task, **kwargs)
         if num_training < 2 or num_test < 0:
-            raise ValueError(f"data.num_training must be >= 2 and data.num_test >= 0, got {num_training}, {num_test}")
+            raise ValueError(
+                f"data.num_training must be >= 2 and data.num_test >= 0, got {num_training}, {num_test}"
+            )
         self.num_training, self.num_test = num_training, num_test
+
+    @classmethod
+    def write_replica(
+        cls, data_dir: str, task: str = "Task00_Demo", num_training: int = 32, num_test: int = 4, **_: Any
+    ) -> Path:
+        """Write the demo task itself (it is synthetic already)."""
+        return write_demo_task(Path(data_dir) / task, num_training, num_test)
 
     def fetch(self) -> None:
         """Generate the synthetic task (a few seconds, once)."""

@@ -59,7 +59,9 @@ def deterministic_transforms(
     if patch_size is not None:
         steps.append(mt.SpatialPadd(image_keys, spatial_size=list(patch_size)))
     if with_label and num_classes is not None:
-        steps.append(mt.ClassesToIndicesd(keys.LABEL, num_classes=num_classes, indices_postfix="_cls_indices"))
+        steps.append(
+            mt.ClassesToIndicesd(keys.LABEL, num_classes=num_classes, indices_postfix="_cls_indices")
+        )
     steps.append(mt.EnsureTyped(image_keys, track_meta=True))
     return steps
 

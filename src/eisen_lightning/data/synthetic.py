@@ -23,8 +23,11 @@ DEMO_LABELS = ("background", "organ", "lesion")
 
 #: name -> (file prefix, modalities, labels) of the ten Decathlon tasks, as in their dataset.json.
 DECATHLON_META = {
-    "Task01_BrainTumour": ("BRATS", ("FLAIR", "T1w", "t1gd", "T2w"),
-                           ("background", "edema", "non-enhancing tumor", "enhancing tumour")),
+    "Task01_BrainTumour": (
+        "BRATS",
+        ("FLAIR", "T1w", "t1gd", "T2w"),
+        ("background", "edema", "non-enhancing tumor", "enhancing tumour"),
+    ),
     "Task02_Heart": ("la", ("MRI",), ("background", "left atrium")),
     "Task03_Liver": ("liver", ("CT",), ("background", "liver", "cancer")),
     "Task04_Hippocampus": ("hippocampus", ("MRI",), ("background", "Anterior", "Posterior")),
@@ -34,7 +37,7 @@ DECATHLON_META = {
     "Task08_HepaticVessel": ("hepaticvessel", ("CT",), ("background", "Vessel", "Tumour")),
     "Task09_Spleen": ("spleen", ("CT",), ("background", "spleen")),
     "Task10_Colon": ("colon", ("CT",), ("background", "colon cancer primaries")),
-}  # fmt: skip
+}
 
 
 def demo_affine(spacing: Sequence[float], angle_deg: float = 8.0) -> np.ndarray:
@@ -61,7 +64,9 @@ def demo_case(
     Returns:
         ``(image float32, label uint8)``, both of ``shape``.
     """
-    grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij"), -1)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"), -1
+    )
     extent = np.array(shape) * np.array(spacing)
     radii = rng.uniform(0.28, 0.34, 3) * extent.min() * np.array([1.0, 0.9, 0.8])
     centre = extent / 2 + rng.uniform(-0.1, 0.1, 3) * extent
@@ -118,10 +123,16 @@ def write_decathlon_task(
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        meta = _write_cases(staging, prefix, modalities, len(label_names), num_training, num_test, shape, seed,
-                            intensity)  # fmt: skip
-        meta.update(name=name, description=f"synthetic {name}", tensorImageSize="4D" if len(modalities) > 1
-                    else "3D", modality=dict(enumerate(modalities)), labels=dict(enumerate(label_names)))  # fmt: skip
+        meta = _write_cases(
+            staging, prefix, modalities, len(label_names), num_training, num_test, shape, seed, intensity
+        )
+        meta.update(
+            name=name,
+            description=f"synthetic {name}",
+            tensorImageSize="4D" if len(modalities) > 1 else "3D",
+            modality=dict(enumerate(modalities)),
+            labels=dict(enumerate(label_names)),
+        )
         (staging / "dataset.json").write_text(json.dumps(_str_keys(meta), indent=2) + "\n")
         _publish(staging, root)
     finally:
@@ -129,8 +140,17 @@ def write_decathlon_task(
     return root
 
 
-def _write_cases(folder: Path, prefix: str, modalities: Sequence[str], num_labels: int, num_training: int,
-                 num_test: int, shape: Sequence[int], seed: int, intensity: tuple[float, float]) -> dict:  # fmt: skip
+def _write_cases(
+    folder: Path,
+    prefix: str,
+    modalities: Sequence[str],
+    num_labels: int,
+    num_training: int,
+    num_test: int,
+    shape: Sequence[int],
+    seed: int,
+    intensity: tuple[float, float],
+) -> dict:
     import nibabel as nib
 
     for sub in ("imagesTr", "labelsTr", "imagesTs"):
@@ -156,8 +176,10 @@ def _write_cases(folder: Path, prefix: str, modalities: Sequence[str], num_label
 
 
 def _str_keys(meta: dict) -> dict:
-    return {k: ({str(i): v for i, v in value.items()} if isinstance(value, dict) else value)
-            for k, value in meta.items()}  # fmt: skip
+    return {
+        k: ({str(i): v for i, v in value.items()} if isinstance(value, dict) else value)
+        for k, value in meta.items()
+    }
 
 
 def _publish(staging: Path, root: Path) -> None:
@@ -169,9 +191,13 @@ def _publish(staging: Path, root: Path) -> None:
             raise
 
 
-def write_demo_task(root: str | os.PathLike, num_training: int = 32, num_test: int = 4, seed: int = 0) -> Path:
+def write_demo_task(
+    root: str | os.PathLike, num_training: int = 32, num_test: int = 4, seed: int = 0
+) -> Path:
     """Write the offline demo task (3 classes, MR-like intensities) in the Decathlon layout."""
-    return write_decathlon_task(root, DEMO_NAME, "demo", ("MRI",), DEMO_LABELS, num_training, num_test, seed=seed)
+    return write_decathlon_task(
+        root, DEMO_NAME, "demo", ("MRI",), DEMO_LABELS, num_training, num_test, seed=seed
+    )
 
 
 def write_decathlon_replica(
@@ -186,5 +212,15 @@ def write_decathlon_replica(
         raise ValueError(f"task must be one of {sorted(DECATHLON_META)}, got {task!r}")
     prefix, modalities, labels = DECATHLON_META[task]
     intensity = (300.0, -100.0) if modalities == ("CT",) else (1.0, 0.0)
-    return write_decathlon_task(Path(root) / task, task, prefix, modalities, labels, num_training, num_test,
-                                shape=(40, 40, 20), seed=seed, intensity=intensity)  # fmt: skip
+    return write_decathlon_task(
+        Path(root) / task,
+        task,
+        prefix,
+        modalities,
+        labels,
+        num_training,
+        num_test,
+        shape=(40, 40, 20),
+        seed=seed,
+        intensity=intensity,
+    )

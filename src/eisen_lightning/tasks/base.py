@@ -88,8 +88,15 @@ class BaseTask(pl.LightningModule):
     def log_loss(self, stage: str, loss: torch.Tensor, batch: Mapping[str, Any]) -> None:
         """Log ``stage/loss`` as an epoch mean weighted by batch size, synced across processes."""
         size = len(batch[self.input_keys[0]])
-        self.log(keys.metric_key(stage, keys.LOSS), loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=size, sync_dist=True)  # fmt: skip
+        self.log(
+            keys.metric_key(stage, keys.LOSS),
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=True,
+        )
 
     def configure_optimizers(self) -> Any:
         """Build the optimizer (and scheduler) from the partials given at construction."""
@@ -97,4 +104,9 @@ class BaseTask(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+        schedule = {
+            "scheduler": scheduler,
+            "interval": self.scheduler_interval,
+            "name": keys.metric_key(keys.TRAIN, "lr"),
+        }
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

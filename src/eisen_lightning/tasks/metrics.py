@@ -1,4 +1,4 @@
-"""Per-stage metric collections and their logged names (``val/dice``, ``val/dice/<class>``, ``val/dice_best``)."""
+"""Per-stage metrics and their logged names: ``val/dice``, ``val/dice/<class>``, ``val/dice_best``."""
 
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -16,8 +16,9 @@ BEST_MODES = ("max", "min")
 class StageMetrics(nn.Module):
     """One fresh copy of every metric per evaluation stage, computed over whole epochs.
 
-    A metric whose result is a vector with one value per class (or per foreground class) is
-    logged as its NaN-ignoring mean under ``stage/name`` and per class under ``stage/name/<class>``.
+    A metric with ``average="none"`` (torchmetrics' per-class setting) or whose result is a vector
+    is logged per class (or per foreground class) as ``stage/name/<class>`` and as its NaN-ignoring
+    mean under ``stage/name``; any other metric is logged as ``stage/name``.
 
     Args:
         factories: ``name -> partial``; each is called with ``num_classes=`` to build a metric.
@@ -39,9 +40,14 @@ class StageMetrics(nn.Module):
         if best_mode not in BEST_MODES:
             raise ValueError(f"task.best_mode must be one of {BEST_MODES}, got {best_mode!r}")
         if factories and best_metric not in factories:
-            raise ValueError(f"task.best_metric {best_metric!r} is not among task.metrics {sorted(factories)}")
+            raise ValueError(
+                f"task.best_metric {best_metric!r} is not among task.metrics {sorted(factories)}"
+            )
         self.stages = nn.ModuleDict(
-            {stage: nn.ModuleDict({n: f(num_classes=num_classes) for n, f in factories.items()}) for stage in EVAL_STAGES}
+            {
+                stage: nn.ModuleDict({n: f(num_classes=num_classes) for n, f in factories.items()})
+                for stage in EVAL_STAGES
+            }
         )
         self.label_names, self.best_metric, self.best_mode = list(label_names), best_metric, best_mode
         self.best: float | None = None
@@ -55,23 +61,28 @@ class StageMetrics(nn.Module):
         """Compute, name and reset the metrics of ``stage``; update the best value when asked."""
         logged: dict[str, float] = {}
         for name, metric in self.stages[stage].items():
-            logged.update(self._named(stage, name, metric.compute()))
+            logged.update(self._named(stage, name, metric.compute(), _per_class(metric)))
             metric.reset()
         key = keys.metric_key(stage, self.best_metric)
         if stage == keys.VAL and track_best and key in logged:
             value = logged[key]
-            better = self.best is None or (value > self.best if self.best_mode == "max" else value < self.best)
+            better = self.best is None or (
+                value > self.best if self.best_mode == "max" else value < self.best
+            )
             self.best = value if better and not math.isnan(value) else self.best
         if stage == keys.VAL and self.best is not None:
             logged[keys.metric_key(stage, self.best_metric + keys.BEST_SUFFIX)] = self.best
         return logged
 
-    def _named(self, stage: str, name: str, value: torch.Tensor) -> dict[str, float]:
-        value = torch.as_tensor(value, dtype=torch.float32).flatten()
-        if value.numel() == 1:
+    def _named(self, stage: str, name: str, value: torch.Tensor, per_class: bool) -> dict[str, float]:
+        value = torch.as_tensor(value, dtype=torch.float32)
+        if value.ndim == 0 and not per_class:
             return {keys.metric_key(stage, name): float(value)}
+        value = value.flatten()
         names = self._class_names(value.numel(), name)
-        named = {keys.metric_key(stage, name, n): float(v) for n, v in zip(names, value.tolist())}
+        named = {
+            keys.metric_key(stage, name, n): float(v) for n, v in zip(names, value.tolist(), strict=True)
+        }
         named[keys.metric_key(stage, name)] = float(torch.nanmean(value))
         return named
 
@@ -92,3 +103,8 @@ class StageMetrics(nn.Module):
     def set_extra_state(self, state: dict[str, Any]) -> None:
         """Restore the best value from a checkpoint."""
         self.best = state.get("best")
+
+
+def _per_class(metric: Any) -> bool:
+    """Torchmetrics returns a 0-d tensor for a single class even with ``average="none"``."""
+    return getattr(metric, "average", "") in ("none", None)

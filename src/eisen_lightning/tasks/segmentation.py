@@ -66,7 +66,16 @@ class SegmentationTask(BaseTask):
             raise ValueError(f"task.label_names has {len(names)} names for {num_classes} classes: {names}")
         self.num_classes, self.label_names, self.inferer = num_classes, names, inferer
         self.metrics = StageMetrics(metrics or {}, num_classes, names, best_metric, best_mode)
-        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler", "metrics", "inferer"])
+        self.save_hyperparameters(
+            {
+                "num_classes": num_classes,
+                "label_names": names,
+                "input_keys": self.input_keys,
+                "target_key": self.target_key,
+                "best_metric": best_metric,
+                "best_mode": best_mode,
+            }
+        )
 
     def infer(self, image: torch.Tensor) -> torch.Tensor:
         """Logits over a whole image through the inferer (the forward pass when there is none)."""
@@ -97,14 +106,18 @@ class SegmentationTask(BaseTask):
         """Whole-volume testing."""
         return self.evaluation_step(batch, keys.TEST)
 
-    def predict_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+    def predict_step(
+        self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Any]:
         """Label map of each image, with the batch's geometry for writing it back."""
         pred = self.infer(batch[self.input_keys[0]]).argmax(dim=1, keepdim=True)
         return {keys.PRED: pred, keys.META: batch.get(keys.META, {})}
 
     def on_validation_epoch_end(self) -> None:
         """Log the epoch's validation metrics."""
-        self.log_dict(self.metrics.compute(keys.VAL, track_best=not self.trainer.sanity_checking), sync_dist=True)
+        self.log_dict(
+            self.metrics.compute(keys.VAL, track_best=not self.trainer.sanity_checking), sync_dist=True
+        )
 
     def on_test_epoch_end(self) -> None:
         """Log the epoch's test metrics."""

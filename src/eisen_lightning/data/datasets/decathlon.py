@@ -84,8 +84,9 @@ def read_decathlon(root: str | Path, check_files: bool = True) -> DecathlonLayou
     problems = [f"dataset.json has no {k!r} entry" for k in REQUIRED_KEYS if k not in meta]
     labels = _index_map(meta.get("labels", {}), "labels", problems)
     modalities = _index_map(meta.get("modality", {}), "modality", problems)
-    training = _training_cases(root, meta.get("training", []), problems)
-    test = [{keys.CASE_ID: case_id(p), keys.IMAGE: str(root / p)} for p in meta.get("test", [])]
+    base = root.absolute()  # case paths are absolute: they must survive a change of working directory
+    training = _training_cases(base, meta.get("training", []), problems)
+    test = [{keys.CASE_ID: case_id(p), keys.IMAGE: str(base / p)} for p in meta.get("test", [])]
     if check_files:
         problems += _file_problems(training, test)
     if problems:
