@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import QUIET, REPO, run_cli
+from conftest import QUIET, REPO, compose, run_cli
+from eisen_lightning import run
 from eisen_lightning.data.synthetic import write_decathlon_replica
 
 SMALL_DECATHLON = [
@@ -62,10 +63,11 @@ def test_multirun_sweep_gives_one_run_directory_per_job(tmp_path):
 
 
 def test_ddp_on_cpu_with_two_processes(tmp_path):
+    """Two gloo processes train; validation scores each case once (3 cases over 2 processes)."""
     args = [
         "trainer=ddp_cpu",
         "trainer.max_epochs=1",
-        "data.num_training=12",
+        "data.num_training=16",
         "data.num_test=0",
         f"hydra.run.dir={tmp_path / 'run'}",
         *QUIET,
@@ -74,11 +76,17 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
     assert result.returncode == 0
     run_dir = tmp_path / "run"
     assert (run_dir / "train_ddp_process_1.log").is_file(), "a second process ran"
+    assert len(json.loads((run_dir / "splits.json").read_text())["val"]) == 3
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert 0.0 <= metrics["val/dice"] <= 1.0
     assert result.stdout.count("=== eisen-lightning training finished ===") == 1, (
         "summary printed on rank zero only"
     )
+    single = compose([f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "data.num_training=16", *QUIET],
+                     tmp_path / "eval", config_name="eval")  # fmt: skip
+    single.paths.data_dir = str(tmp_path / "data")
+    alone = run.evaluate(single)
+    for key in ("val/dice/organ", "val/dice/lesion"):
+        assert metrics[key] == pytest.approx(alone[key], abs=1e-5), key
 
 
 def test_eisen_help_and_unknown_verb(tmp_path):

@@ -25,7 +25,12 @@ def test_research_subclass_example_trains(tmp_path, monkeypatch):
     (package / "__init__.py").write_text("")
     (package / "tasks.py").write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path))
-    short = ["data.num_training=10", "data.num_test=0", "trainer.max_epochs=1", "trainer.limit_train_batches=2"]
+    short = [
+        "data.num_training=10",
+        "data.num_test=0",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+    ]
     cfg = compose([*overrides, *short, *QUIET], tmp_path)
     metrics = run.train(cfg)
     task_class = sys.modules["my_research.tasks"].VolumePriorTask

@@ -160,15 +160,33 @@ class MedicalDataModule(pl.LightningDataModule):
 
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "fit", "test": "test"}[split])
+        sampler = None if shuffle else _unpadded_distributed_sampler(self.datasets[split])
         return DataLoader(
             self.datasets[split],
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate,
             persistent_workers=self.num_workers > 0,
             pin_memory=False,
         )
+
+
+def _unpadded_distributed_sampler(dataset: Any) -> Any:
+    """Under DDP, give each process its share of the cases without repeating any.
+
+    Lightning's default sampler pads the last share with repeated cases so that every process
+    gets as many; evaluation metrics would then count those cases twice. MONAI's sampler with
+    ``even_divisible=False`` does not pad. Outside DDP, Lightning's default (no sampler) is kept.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    from monai.data import DistributedSampler
+
+    return DistributedSampler(dataset, even_divisible=False, shuffle=False)
 
 
 def _check_positive(**values: int) -> None:
