@@ -37,10 +37,10 @@ install-dev: $(VENV)/.installed-dev ## install with the test and lint tools
 demo: install ## the offline demo: synthetic Decathlon-layout task, train, print the Dice per class
 	$(BIN)/python train.py
 
-test: install-dev ## the test suite (slow tests excluded), under 15 minutes on 2 cores
+test: lint ## lint, then the test suite (slow tests excluded), under 15 minutes on 2 cores
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: install-dev ## every test, slow ones included
+test-all: lint ## lint, then every test, slow ones included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev ## ruff lint and format check

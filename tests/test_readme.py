@@ -4,7 +4,6 @@ import re
 import sys
 
 from conftest import QUIET, REPO, compose
-
 from eisen_lightning import SegmentationTask, run
 
 README = (REPO / "README.md").read_text()

@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"eisen: unknown verb {verb!r}; choose one of {sorted(VERBS)}\n\n{USAGE}", file=sys.stderr)
         return 2
     config_name, function = VERBS[verb]
+    _quiet_known_noise()
     run_hydra(config_name, function, overrides)
     return 0
 
@@ -85,6 +86,16 @@ def run_hydra(config_name: str, function: Callable[[Any], Any], overrides: Seque
         hydra.main(config_path=CONFIG_PATH, config_name=config_name, version_base="1.3")(task_function)()
     finally:
         sys.argv = original
+
+
+def _quiet_known_noise() -> None:
+    """Silence start-up messages of the libraries that say nothing about the user's run."""
+    import logging
+    import warnings
+
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
 
 
 def _print_summary(cfg: Any, metrics: dict[str, float], what: str) -> None:

@@ -10,6 +10,9 @@ from eisen_lightning import keys
 
 NORMALIZATIONS = ("auto", "ct", "zscore", "none")
 CLASS_INDICES = f"{keys.LABEL}_cls_indices"
+# Candidate crop centres kept per class: all background voxels of a CT volume would cost ~75 MB
+# of int64 indices per cached case; an evenly spaced subset of this size costs 400 kB.
+MAX_CROP_CENTRES_PER_CLASS = 50_000
 
 
 def normalization_for(modalities: Sequence[str], normalization: str) -> str:
@@ -60,7 +63,12 @@ def deterministic_transforms(
         steps.append(mt.SpatialPadd(image_keys, spatial_size=list(patch_size)))
     if with_label and num_classes is not None:
         steps.append(
-            mt.ClassesToIndicesd(keys.LABEL, num_classes=num_classes, indices_postfix="_cls_indices")
+            mt.ClassesToIndicesd(
+                keys.LABEL,
+                num_classes=num_classes,
+                indices_postfix="_cls_indices",
+                max_samples_per_class=MAX_CROP_CENTRES_PER_CLASS,
+            )
         )
     steps.append(mt.EnsureTyped(image_keys, track_meta=True))
     return steps
