@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "SegmentationTask": "eisen_lightning.tasks",
     "BaseTask": "eisen_lightning.tasks",
+    "ClassificationTask": "eisen_lightning.tasks",
     "MedicalDataModule": "eisen_lightning.data",
     "DecathlonDataModule": "eisen_lightning.data",
     "DemoDataModule": "eisen_lightning.data",

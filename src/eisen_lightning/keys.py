@@ -7,6 +7,8 @@
 IMAGE = "image"
 LABEL = "label"
 PRED = "pred"
+PROB = "prob"
+OUTPUT = "output"
 META = "meta"
 CASE_ID = "case_id"
 

@@ -38,7 +38,7 @@ def _case(organ_hit: int, lesion_hit: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_dice_is_the_mean_over_cases_of_the_epoch_not_of_batch_means():
-    metrics = StageMetrics(DICE, 3, NAMES, "dice")
+    metrics = StageMetrics(DICE, {"num_classes": 3}, NAMES, "dice")
     cases = [_case(4, 2), _case(4, 2), _case(4, 2), _case(0, 0)]
     first = [torch.cat(t) for t in zip(*cases[:3], strict=True)]
     metrics.update(keys.VAL, *first)  # a batch of three perfect cases
@@ -51,25 +51,25 @@ def test_dice_is_the_mean_over_cases_of_the_epoch_not_of_batch_means():
 
 
 def test_metrics_reset_each_epoch_and_track_the_best():
-    metrics = StageMetrics(DICE, 3, NAMES, "dice")
+    metrics = StageMetrics(DICE, {"num_classes": 3}, NAMES, "dice")
     for hits, expected_best in (((4, 2), 1.0), ((2, 1), 1.0)):
         metrics.update(keys.VAL, *_case(*hits))
         logged = metrics.compute(keys.VAL, track_best=True)
         assert logged["val/dice_best"] == pytest.approx(expected_best)
     assert logged["val/dice"] == pytest.approx(2 / 3)  # 2*2/(4+2): only this epoch's case counts
-    restored = StageMetrics(DICE, 3, NAMES, "dice")
+    restored = StageMetrics(DICE, {"num_classes": 3}, NAMES, "dice")
     restored.load_state_dict(metrics.state_dict())
     assert restored.best == pytest.approx(1.0)
 
 
 def test_sanity_check_epochs_do_not_set_the_best():
-    metrics = StageMetrics(DICE, 3, NAMES, "dice")
+    metrics = StageMetrics(DICE, {"num_classes": 3}, NAMES, "dice")
     metrics.update(keys.VAL, *_case(4, 2))
     assert "val/dice_best" not in metrics.compute(keys.VAL, track_best=False)
 
 
 def test_single_foreground_class_is_still_logged_per_class():
-    metrics = StageMetrics(DICE, 2, ["background", "spleen"], "dice")
+    metrics = StageMetrics(DICE, {"num_classes": 2}, ["background", "spleen"], "dice")
     pred, target = _case(4, 0)
     metrics.update(keys.TEST, pred.clamp(max=1), target.clamp(max=1))
     logged = metrics.compute(keys.TEST, track_best=False)
@@ -77,7 +77,7 @@ def test_single_foreground_class_is_still_logged_per_class():
 
 
 def test_a_class_absent_from_a_case_does_not_count_for_it():
-    metrics = StageMetrics(DICE, 3, NAMES, "dice")
+    metrics = StageMetrics(DICE, {"num_classes": 3}, NAMES, "dice")
     pred, target = _case(4, 0)
     target[target == 2] = 0  # no lesion in this case, none predicted
     metrics.update(keys.VAL, pred, target)
@@ -92,6 +92,10 @@ def test_forward_training_and_validation_steps():
     result = task.shared_step(batch, keys.TRAIN)
     assert result["output"].shape == (2, 3, 16, 16, 16) and result["loss"].ndim == 0
     pred = task.predict_step(batch, 0)["pred"]
+    post = task.postprocess(result["output"])
+    assert torch.equal(post["pred"], result["output"].argmax(1, keepdim=True))
+    preds, target = task.metric_inputs(post, batch)
+    assert preds.shape == target.shape == (2, 16, 16, 16) and target.dtype == torch.long
     assert pred.shape == (2, 1, 16, 16, 16) and pred.max() < 3
 
 

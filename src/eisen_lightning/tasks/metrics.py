@@ -21,36 +21,40 @@ class StageMetrics(nn.Module):
     mean under ``stage/name``; any other metric is logged as ``stage/name``.
 
     Args:
-        factories: ``name -> partial``; each is called with ``num_classes=`` to build a metric.
-        num_classes: Classes, background included.
-        label_names: One name per class.
-        best_metric: Name whose best value over validation epochs is logged as ``val/<name>_best``.
+        factories: ``name -> partial``; each is called with ``metric_kwargs`` to build a metric.
+        metric_kwargs: Keyword arguments for every factory (such as ``num_classes``).
+        class_names: One name per class (may be empty when no metric is per class).
+        best_metric: Name whose best value over validation epochs is logged as
+            ``val/<name>_best``, or ``None``.
         best_mode: ``max`` or ``min``.
     """
 
     def __init__(
         self,
         factories: Mapping[str, Callable[..., Any]],
-        num_classes: int,
-        label_names: Sequence[str],
-        best_metric: str,
+        metric_kwargs: Mapping[str, Any],
+        class_names: Sequence[str],
+        best_metric: str | None,
         best_mode: str = "max",
     ) -> None:
         super().__init__()
         if best_mode not in BEST_MODES:
             raise ValueError(f"task.best_mode must be one of {BEST_MODES}, got {best_mode!r}")
-        if factories and best_metric not in factories:
+        if factories and best_metric is not None and best_metric not in factories:
             raise ValueError(
                 f"task.best_metric {best_metric!r} is not among task.metrics {sorted(factories)}"
             )
         self.stages = nn.ModuleDict(
             {
-                stage: nn.ModuleDict({n: f(num_classes=num_classes) for n, f in factories.items()})
+                stage: nn.ModuleDict({n: f(**metric_kwargs) for n, f in factories.items()})
                 for stage in EVAL_STAGES
             }
         )
-        self.label_names, self.best_metric, self.best_mode = list(label_names), best_metric, best_mode
+        self.label_names, self.best_metric, self.best_mode = list(class_names), best_metric, best_mode
         self.best: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.stages[keys.VAL])
 
     def update(self, stage: str, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch of predicted and true label maps to every metric of ``stage``."""
@@ -63,6 +67,8 @@ class StageMetrics(nn.Module):
         for name, metric in self.stages[stage].items():
             logged.update(self._named(stage, name, metric.compute(), _per_class(metric)))
             metric.reset()
+        if self.best_metric is None:
+            return logged
         key = keys.metric_key(stage, self.best_metric)
         if stage == keys.VAL and track_best and key in logged:
             value = logged[key]
@@ -87,6 +93,8 @@ class StageMetrics(nn.Module):
         return named
 
     def _class_names(self, count: int, name: str) -> list[str]:
+        if not self.label_names:
+            return [str(i) for i in range(count)]
         if count == len(self.label_names):
             return self.label_names
         if count == len(self.label_names) - 1:

@@ -8,7 +8,6 @@ from torch import nn
 
 from eisen_lightning import keys
 from eisen_lightning.tasks.base import BaseTask
-from eisen_lightning.tasks.metrics import StageMetrics
 
 
 class SegmentationTask(BaseTask):
@@ -54,18 +53,27 @@ class SegmentationTask(BaseTask):
         label_names: Sequence[str] | None = None,
         metrics: Mapping[str, Callable[..., Any]] | None = None,
         inferer: Callable[..., torch.Tensor] | None = None,
-        best_metric: str = keys.DICE,
+        best_metric: str | None = keys.DICE,
         best_mode: str = "max",
         **kwargs: Any,
     ) -> None:
-        super().__init__(net, loss, optimizer, **kwargs)
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"task.num_classes must be an integer >= 2, got {num_classes!r}")
         names = list(label_names) if label_names is not None else [f"class{i}" for i in range(num_classes)]
         if len(names) != num_classes:
             raise ValueError(f"task.label_names has {len(names)} names for {num_classes} classes: {names}")
+        super().__init__(
+            net,
+            loss,
+            optimizer,
+            metrics=metrics,
+            metric_kwargs={"num_classes": num_classes},
+            class_names=names,
+            best_metric=best_metric if metrics else None,
+            best_mode=best_mode,
+            **kwargs,
+        )
         self.num_classes, self.label_names, self.inferer = num_classes, names, inferer
-        self.metrics = StageMetrics(metrics or {}, num_classes, names, best_metric, best_mode)
         self.save_hyperparameters(
             {
                 "num_classes": num_classes,
@@ -88,37 +96,19 @@ class SegmentationTask(BaseTask):
         if stage == keys.TRAIN or len(self.input_keys) > 1:
             return super().shared_step(batch, stage)
         output = self.infer(batch[self.input_keys[0]])
-        return {keys.LOSS: self.compute_loss(output, batch[self.target_key]), "output": output}
+        return {keys.LOSS: self.compute_loss(output, batch[self.target_key]), keys.OUTPUT: output}
 
-    def evaluation_step(self, batch: Mapping[str, Any], stage: str) -> torch.Tensor:
-        """Loss and metric update for ``val`` or ``test``; returns the predicted label map."""
-        result = self.shared_step(batch, stage)
-        self.log_loss(stage, result[keys.LOSS], batch)
-        pred = result["output"].argmax(dim=1)
-        self.metrics.update(stage, pred, batch[self.target_key][:, 0].long())
-        return pred
+    def postprocess(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The label map: argmax over the class channel, shape ``(B, 1, ...)``."""
+        return {keys.PRED: output.argmax(dim=1, keepdim=True)}
 
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        """Whole-volume validation."""
-        return self.evaluation_step(batch, keys.VAL)
-
-    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        """Whole-volume testing."""
-        return self.evaluation_step(batch, keys.TEST)
+    def metric_inputs(self, result: Mapping[str, Any], batch: Mapping[str, Any]) -> tuple[torch.Tensor, ...]:
+        """Predicted and true label maps without the channel axis, as torchmetrics' ``index`` format."""
+        return result[keys.PRED][:, 0], batch[self.target_key][:, 0].long()
 
     def predict_step(
         self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0
     ) -> dict[str, Any]:
         """Label map of each image, with the batch's geometry for writing it back."""
-        pred = self.infer(batch[self.input_keys[0]]).argmax(dim=1, keepdim=True)
-        return {keys.PRED: pred, keys.META: batch.get(keys.META, {})}
-
-    def on_validation_epoch_end(self) -> None:
-        """Log the epoch's validation metrics."""
-        self.log_dict(
-            self.metrics.compute(keys.VAL, track_best=not self.trainer.sanity_checking), sync_dist=True
-        )
-
-    def on_test_epoch_end(self) -> None:
-        """Log the epoch's test metrics."""
-        self.log_dict(self.metrics.compute(keys.TEST, track_best=False), sync_dist=True)
+        result = self.postprocess(self.infer(batch[self.input_keys[0]]))
+        return {**result, keys.META: batch.get(keys.META, {})}
