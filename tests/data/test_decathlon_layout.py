@@ -240,7 +240,8 @@ def test_prepare_data_on_a_replica(replicas):
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
-        ({"patch_size": (96, 96)}, "data.patch_size"),
+        ({"patch_size": (96, 96, 96, 96)}, "data.patch_size"),
+        ({"patch_size": (96, 96), "spacing": (1.5, 1.5, 2.0)}, "data.spacing"),
         ({"patch_size": (96, 0, 96)}, "data.patch_size"),
         ({"spacing": (1.5, -1.5, 2.0)}, "data.spacing"),
         ({"spacing": (1.5, 2.0)}, "data.spacing"),

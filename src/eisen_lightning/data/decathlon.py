@@ -54,11 +54,12 @@ class DecathlonDataModule(MedicalDataModule):
         super().__init__(**kwargs)
         if not task or "/" in task:
             raise ValueError(f"data.task must be a task folder name such as 'Task09_Spleen', got {task!r}")
-        if len(patch_size) != 3 or min(patch_size) < 1:
-            raise ValueError(f"data.patch_size must be three positive sizes, got {list(patch_size)}")
-        if spacing is not None and (len(spacing) != 3 or min(spacing) <= 0):
+        if len(patch_size) not in (2, 3) or min(patch_size) < 1:
+            raise ValueError(f"data.patch_size must be 2 or 3 positive sizes, got {list(patch_size)}")
+        if spacing is not None and (len(spacing) != len(patch_size) or min(spacing) <= 0):
             raise ValueError(
-                f"data.spacing must be three positive spacings in mm or null, got {list(spacing)}"
+                "data.spacing must be positive spacings in mm, one per data.patch_size axis, or null; "
+                f"got {list(spacing)} for patch_size {list(patch_size)}"
             )
         normalization_for([], normalization)  # validates the name
         self.root = Path(data_dir) / task
@@ -99,7 +100,8 @@ class DecathlonDataModule(MedicalDataModule):
     def info(self) -> DatasetInfo:
         """Channels from ``modality``, classes and names from ``labels``."""
         layout = self.layout
-        return DatasetInfo(len(layout.modalities), len(layout.label_names), list(layout.label_names), 3)
+        dims = len(self.patch_size)
+        return DatasetInfo(len(layout.modalities), len(layout.label_names), list(layout.label_names), dims)
 
     def labelled_cases(self) -> list[dict[str, Any]]:
         """The ``training`` list of ``dataset.json`` with absolute paths."""
@@ -124,4 +126,5 @@ class DecathlonDataModule(MedicalDataModule):
             ct_window=self.ct_window,
             num_classes=self.info.num_classes if pad else None,
             patch_size=self.patch_size if pad else None,
+            spatial_dims=len(self.patch_size),
         )

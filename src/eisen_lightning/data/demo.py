@@ -1,10 +1,11 @@
 """DemoDataModule: the offline demo, a synthetic task generated on first use and read as Decathlon data."""
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from eisen_lightning.data.decathlon import DecathlonDataModule
-from eisen_lightning.data.synthetic import write_demo_task
+from eisen_lightning.data.synthetic import DEMO_SHAPE, write_demo_task
 from eisen_lightning.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -21,6 +22,7 @@ class DemoDataModule(DecathlonDataModule):
         task: Name of the task folder.
         num_training: Labelled cases to generate.
         num_test: Unlabelled cases to generate.
+        shape: Image size in voxels: three sizes, or two for a 2D task (use a 2D ``patch_size``).
         **kwargs: Settings of :class:`DecathlonDataModule`.
     """
 
@@ -30,23 +32,35 @@ class DemoDataModule(DecathlonDataModule):
         task: str = "Task00_Demo",
         num_training: int = 32,
         num_test: int = 4,
+        shape: Sequence[int] = DEMO_SHAPE,
         **kwargs: Any,
     ) -> None:
         super().__init__(data_dir=data_dir, task=task, **kwargs)
+        if len(shape) != len(self.patch_size):
+            raise ValueError(
+                f"data.shape {list(shape)} and data.patch_size {self.patch_size} must have as many sizes"
+            )
         if num_training < 2 or num_test < 0:
             raise ValueError(
                 f"data.num_training must be >= 2 and data.num_test >= 0, got {num_training}, {num_test}"
             )
-        self.num_training, self.num_test = num_training, num_test
+        self.num_training, self.num_test, self.shape = num_training, num_test, list(shape)
 
     @classmethod
     def write_replica(
-        cls, data_dir: str, task: str = "Task00_Demo", num_training: int = 32, num_test: int = 4, **_: Any
+        cls,
+        data_dir: str,
+        task: str = "Task00_Demo",
+        num_training: int = 32,
+        num_test: int = 4,
+        seed: int = 0,
+        shape: Sequence[int] = DEMO_SHAPE,
+        **_: Any,
     ) -> Path:
         """Write the demo task itself (it is synthetic already)."""
-        return write_demo_task(Path(data_dir) / task, num_training, num_test)
+        return write_demo_task(Path(data_dir) / task, num_training, num_test, seed, list(shape))
 
     def fetch(self) -> None:
         """Generate the synthetic task (a few seconds, once)."""
         log.info("writing the synthetic demo task to %s", self.root)
-        write_demo_task(self.root, self.num_training, self.num_test, seed=self.seed)
+        write_demo_task(self.root, self.num_training, self.num_test, self.seed, self.shape)

@@ -35,6 +35,7 @@ def deterministic_transforms(
     ct_window: Sequence[float],
     num_classes: int | None = None,
     patch_size: Sequence[int] | None = None,
+    spatial_dims: int = 3,
 ) -> list:
     """Load, channel-first, RAS orientation, resampling and intensity normalisation.
 
@@ -47,6 +48,7 @@ def deterministic_transforms(
         num_classes: When given with a label, the voxel indices of each class are precomputed so
             that label-balanced crops need not search the volume every epoch.
         patch_size: When given, volumes smaller than a patch are padded to it.
+        spatial_dims: 3 for volumes, 2 for images.
     """
     from monai import transforms as mt
 
@@ -54,7 +56,7 @@ def deterministic_transforms(
     modes = ("bilinear", "nearest") if with_label else ("bilinear",)
     steps: list = [
         mt.LoadImaged(image_keys, image_only=True, ensure_channel_first=True),
-        mt.Orientationd(image_keys, axcodes="RAS", labels=None),
+        mt.Orientationd(image_keys, axcodes="RAS"[:spatial_dims], labels=None),
     ]
     if spacing is not None:
         steps.append(mt.Spacingd(image_keys, pixdim=list(spacing), mode=modes))

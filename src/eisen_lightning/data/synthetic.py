@@ -41,11 +41,15 @@ DECATHLON_META = {
 
 
 def demo_affine(spacing: Sequence[float], angle_deg: float = 8.0) -> np.ndarray:
-    """A non-identity affine: LPS-like axis flips, a small in-plane rotation, an offset origin."""
+    """A non-identity affine: LPS-like axis flips, a small in-plane rotation, an offset origin.
+
+    ``spacing`` has 3 values, or 2 for a 2D image (whose third axis is 1 mm).
+    """
     a = np.deg2rad(angle_deg)
     rotation = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     affine = np.eye(4)
-    affine[:3, :3] = rotation @ np.diag([-spacing[0], -spacing[1], spacing[2]])
+    z = spacing[2] if len(spacing) > 2 else 1.0
+    affine[:3, :3] = rotation @ np.diag([-spacing[0], -spacing[1], z])
     affine[:3, 3] = [90.0, 110.0, -40.0]
     return affine
 
@@ -57,7 +61,7 @@ def demo_case(
 
     Args:
         rng: Random generator.
-        shape: Volume shape in voxels.
+        shape: Image shape in voxels, 2 or 3 sizes.
         spacing: Voxel size in mm (objects are sized in mm, so spacing changes their voxel size).
         num_labels: 2 (organ only) or 3 (organ and lesion).
 
@@ -68,13 +72,14 @@ def demo_case(
         np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"), -1
     )
     extent = np.array(shape) * np.array(spacing)
-    radii = rng.uniform(0.28, 0.34, 3) * extent.min() * np.array([1.0, 0.9, 0.8])
-    centre = extent / 2 + rng.uniform(-0.1, 0.1, 3) * extent
+    ndim = len(shape)
+    radii = rng.uniform(0.28, 0.34, ndim) * extent.min() * np.array([1.0, 0.9, 0.8])[:ndim]
+    centre = extent / 2 + rng.uniform(-0.1, 0.1, ndim) * extent
     organ = (((grid - centre) / radii) ** 2).sum(-1) <= 1.0
     label = organ.astype(np.uint8)
     if num_labels > 2:
         lesion_radius = rng.uniform(0.5, 0.6) * radii.min()
-        offset = rng.normal(size=3)
+        offset = rng.normal(size=ndim)
         offset *= rng.uniform(0.0, 0.2) * radii / np.linalg.norm(offset)
         lesion = (((grid - centre - offset) / lesion_radius) ** 2).sum(-1) <= 1.0
         label[lesion & organ] = 2
@@ -84,7 +89,8 @@ def demo_case(
 
 
 def _bias_field(rng: np.random.Generator, grid: np.ndarray, extent: np.ndarray) -> np.ndarray:
-    phase, freq = rng.uniform(0, 2 * np.pi, 3), rng.uniform(0.5, 1.5, 3) * np.pi / extent
+    ndim = len(extent)
+    phase, freq = rng.uniform(0, 2 * np.pi, ndim), rng.uniform(0.5, 1.5, ndim) * np.pi / extent
     return (0.15 * np.sin((grid * freq).sum(-1) + phase.sum())).astype(np.float32)
 
 
@@ -110,7 +116,7 @@ def write_decathlon_task(
         label_names: Class names, background first.
         num_training: Labelled cases.
         num_test: Unlabelled cases in ``imagesTs/``.
-        shape: Volume shape in voxels.
+        shape: Image shape in voxels, 2 or 3 sizes.
         seed: Seed of every random choice.
         intensity: ``(scale, offset)`` applied to the unit-contrast images (HU-like values for CT).
 
@@ -158,7 +164,7 @@ def _write_cases(
     rng = np.random.default_rng(seed)
     training, test = [], []
     for i in range(num_training + num_test):
-        spacing = (rng.uniform(1.2, 1.4), rng.uniform(1.2, 1.4), 2.5)
+        spacing = (rng.uniform(1.2, 1.4), rng.uniform(1.2, 1.4), 2.5)[: len(shape)]
         image, label = demo_case(rng, shape, spacing, num_labels)
         image = image * intensity[0] + intensity[1]
         if len(modalities) > 1:
@@ -191,12 +197,24 @@ def _publish(staging: Path, root: Path) -> None:
             raise
 
 
+DEMO_SHAPE = (48, 48, 28)
+
+
 def write_demo_task(
-    root: str | os.PathLike, num_training: int = 32, num_test: int = 4, seed: int = 0
+    root: str | os.PathLike,
+    num_training: int = 32,
+    num_test: int = 4,
+    seed: int = 0,
+    shape: Sequence[int] = DEMO_SHAPE,
 ) -> Path:
-    """Write the offline demo task (3 classes, MR-like intensities) in the Decathlon layout."""
+    """Write the offline demo task (3 classes, MR-like intensities) in the Decathlon layout.
+
+    ``shape`` with two sizes writes 2D images (a 2D demo).
+    """
+    if len(shape) not in (2, 3):
+        raise ValueError(f"shape must have 2 or 3 sizes, got {list(shape)}")
     return write_decathlon_task(
-        root, DEMO_NAME, "demo", ("MRI",), DEMO_LABELS, num_training, num_test, seed=seed
+        root, DEMO_NAME, "demo", ("MRI",), DEMO_LABELS, num_training, num_test, shape=shape, seed=seed
     )
 
 

@@ -77,8 +77,14 @@ class BaseTask(pl.LightningModule):
         return [batch[k] for k in self.input_keys]
 
     def compute_loss(self, output: Any, target: torch.Tensor) -> torch.Tensor:
-        """Return the loss of ``output`` against ``target``."""
-        return self.loss(output, target)
+        """Return the loss of ``output`` against ``target``, reduced in float32.
+
+        Under mixed precision the net runs in float16/bfloat16; sums over millions of voxels in
+        those types lose the small terms, so the loss runs outside autocast on float32 copies.
+        """
+        device_type = target.device.type if isinstance(target, torch.Tensor) else "cpu"
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self.loss(_float32(output), _float32(target))
 
     def shared_step(self, batch: Mapping[str, Any], stage: str) -> dict[str, Any]:
         """Forward and loss for ``stage``; returns ``{"loss", "output"}``."""
@@ -148,6 +154,13 @@ class BaseTask(pl.LightningModule):
         name = keys.metric_key(keys.TRAIN, "lr")
         schedule = {"scheduler": scheduler, "interval": self.scheduler_interval, "name": name}
         return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+def _float32(value: Any) -> Any:
+    """Floating tensors (also inside tuples, lists and dicts) as float32; anything else unchanged."""
+    from lightning_utilities.core.apply_func import apply_to_collection
+
+    return apply_to_collection(value, torch.Tensor, lambda t: t.float() if t.is_floating_point() else t)
 
 
 def _check_collaborators(
