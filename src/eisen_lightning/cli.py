@@ -11,8 +11,10 @@ CONFIG_PATH = "pkg://eisen_lightning.conf"
 USAGE = """usage: eisen VERB [HYDRA OVERRIDES ...]
 
 verbs:
-  train   fit a task (python train.py is the same); plain `eisen train` runs the offline demo
-  eval    validation and test stages of a checkpoint: eisen eval ckpt_path=CKPT [+experiment=NAME]
+  train            fit a task (python train.py is the same); plain `eisen train` runs the offline demo
+  eval             validation and test stages of a checkpoint: eisen eval ckpt_path=CKPT [+experiment=NAME]
+  verify           read every file of the configured data set once, report all problems
+  verify-geometry  eisen verify-geometry A B: compare the shape, spacing, origin and direction of two images
 
 examples:
   eisen train +experiment=decathlon data.task=Task04_Hippocampus
@@ -39,7 +41,40 @@ def _eval(cfg: Any) -> float | None:
     return metrics.get(cfg.get("optimized_metric"))
 
 
-VERBS: dict[str, tuple[str, Callable[[Any], Any]]] = {"train": ("train", _train), "eval": ("eval", _eval)}
+def _verify(cfg: Any) -> None:
+    from eisen_lightning import run
+
+    report = run.verify(cfg)
+    print(report.text(), flush=True)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def _verify_geometry(args: Sequence[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="eisen verify-geometry", description=__doc__)
+    parser.add_argument("first", help="an image file or DICOM folder")
+    parser.add_argument("second", help="the image to compare it with")
+    parsed = parser.parse_args(list(args))
+    from eisen_lightning.geometry import compare_files
+
+    differences = compare_files(parsed.first, parsed.second)
+    if not differences:
+        print(f"same geometry: {parsed.first} and {parsed.second}")
+        return 0
+    print(f"geometry differs between {parsed.first} and {parsed.second}:")
+    print("\n".join(f"  - {d}" for d in differences))
+    return 1
+
+
+#: verb -> (root config, function, overrides put before the user's)
+VERBS: dict[str, tuple[str, Callable[[Any], Any], list[str]]] = {
+    "train": ("train", _train, []),
+    "eval": ("eval", _eval, []),
+    "verify": ("train", _verify, ["task_name=verify"]),
+}
+PLAIN_VERBS: dict[str, Callable[[Sequence[str]], int]] = {"verify-geometry": _verify_geometry}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,12 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     verb, overrides = args[0], args[1:]
+    if verb in PLAIN_VERBS:
+        _quiet_known_noise()
+        return PLAIN_VERBS[verb](overrides)
     if verb not in VERBS:
-        print(f"eisen: unknown verb {verb!r}; choose one of {sorted(VERBS)}\n\n{USAGE}", file=sys.stderr)
+        verbs = sorted([*VERBS, *PLAIN_VERBS])
+        print(f"eisen: unknown verb {verb!r}; choose one of {verbs}\n\n{USAGE}", file=sys.stderr)
         return 2
-    config_name, function = VERBS[verb]
+    config_name, function, defaults = VERBS[verb]
     _quiet_known_noise()
-    run_hydra(config_name, function, overrides)
+    run_hydra(config_name, function, [*defaults, *overrides])
     return 0
 
 

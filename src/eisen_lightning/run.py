@@ -66,6 +66,23 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return _finish(cfg, trainer, metrics)
 
 
+def verify(cfg: DictConfig) -> Any:
+    """Read every file of the configured data set once and return the report of all problems.
+
+    Args:
+        cfg: A config composed from ``conf/train.yaml`` (the same data overrides as training).
+    """
+    from hydra.utils import instantiate
+
+    from eisen_lightning.data.verify import verify_cases
+
+    datamodule = instantiate(cfg.data)
+    datamodule.check_files = False
+    datamodule.prepare_data()
+    cases = datamodule.labelled_cases() + datamodule.unlabelled_cases()
+    return verify_cases(cases, range(datamodule.info.num_classes))
+
+
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """Instantiate the DataModule (checking its data first), the task and the trainer of ``cfg``.
 

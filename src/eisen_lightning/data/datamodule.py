@@ -79,6 +79,9 @@ class MedicalDataModule(pl.LightningDataModule):
         self.cache_rate = cache_rate
         self.output_dir = Path(output_dir) if output_dir else None
         self.splits_file = Path(splits_file) if splits_file else None
+        #: Check the listed files (existence, headers) while parsing the layout; ``eisen verify``
+        #: turns this off because it reads every file itself and reports all problems together.
+        self.check_files = True
         self.splits: dict[str, list[str]] = {}
         self.datasets: dict[str, Any] = {}
 
@@ -91,6 +94,10 @@ class MedicalDataModule(pl.LightningDataModule):
     def labelled_cases(self) -> list[dict[str, Any]]:
         """Return every labelled case as a dict with a unique ``case_id``."""
         raise NotImplementedError(f"{type(self).__name__} must define labelled_cases()")
+
+    def unlabelled_cases(self) -> list[dict[str, Any]]:
+        """Return the cases without labels (a data set's official test images); none by default."""
+        return []
 
     def train_transforms(self) -> list:
         """Return the training transforms (deterministic prefix first, then random ones)."""

@@ -94,7 +94,7 @@ class DecathlonDataModule(MedicalDataModule):
         """The parsed and checked ``dataset.json``."""
         if not (self.root / "dataset.json").is_file():
             self.fetch()
-        return read_decathlon(self.root)
+        return read_decathlon(self.root, check_files=self.check_files)
 
     @property
     def info(self) -> DatasetInfo:
@@ -106,6 +106,10 @@ class DecathlonDataModule(MedicalDataModule):
     def labelled_cases(self) -> list[dict[str, Any]]:
         """The ``training`` list of ``dataset.json`` with absolute paths."""
         return [dict(case) for case in self.layout.training]
+
+    def unlabelled_cases(self) -> list[dict[str, Any]]:
+        """The ``test`` list of ``dataset.json`` (``imagesTs/``) with absolute paths."""
+        return [dict(case) for case in self.layout.test]
 
     def train_transforms(self) -> list:
         """Deterministic prefix (padded to a patch, class indices precomputed), then random crops."""
