@@ -13,6 +13,8 @@ USAGE = """usage: eisen VERB [HYDRA OVERRIDES ...]
 verbs:
   train            fit a task (python train.py is the same); plain `eisen train` runs the offline demo
   eval             validation and test stages of a checkpoint: eisen eval ckpt_path=CKPT [+experiment=NAME]
+  predict          label maps of new images in their own geometry:
+                   eisen predict ckpt_path=CKPT input=PATH [output=DIR] [output_format=nii.gz]
   verify           read every file of the configured data set once, report all problems
   verify-geometry  eisen verify-geometry A B: compare the shape, spacing, origin and direction of two images
 
@@ -39,6 +41,15 @@ def _eval(cfg: Any) -> float | None:
     metrics = run.evaluate(cfg)
     _print_summary(cfg, metrics, "evaluation")
     return metrics.get(cfg.get("optimized_metric"))
+
+
+def _predict(cfg: Any) -> None:
+    from eisen_lightning.predict import predict
+
+    report = predict(cfg)
+    print(report.text(), flush=True)
+    if report.failures:
+        raise SystemExit(1)
 
 
 def _verify(cfg: Any) -> None:
@@ -72,6 +83,7 @@ def _verify_geometry(args: Sequence[str]) -> int:
 VERBS: dict[str, tuple[str, Callable[[Any], Any], list[str]]] = {
     "train": ("train", _train, []),
     "eval": ("eval", _eval, []),
+    "predict": ("predict", _predict, []),
     "verify": ("train", _verify, ["task_name=verify"]),
 }
 PLAIN_VERBS: dict[str, Callable[[Sequence[str]], int]] = {"verify-geometry": _verify_geometry}

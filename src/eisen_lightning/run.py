@@ -26,7 +26,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Returns:
         The final metrics, such as ``{"val/dice": 0.91, "val/dice/spleen": 0.91, ...}``.
     """
-    ckpt_path = _checked_ckpt_path(cfg.get("ckpt_path"), required=False)
+    ckpt_path = checked_ckpt_path(cfg.get("ckpt_path"), required=False)
     datamodule, task, trainer = build(cfg)
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _scalars(trainer.callback_metrics)
@@ -46,7 +46,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     Args:
         cfg: A config composed from ``conf/eval.yaml``.
     """
-    ckpt_path = _checked_ckpt_path(cfg.get("ckpt_path"), required=True)
+    ckpt_path = checked_ckpt_path(cfg.get("ckpt_path"), required=True)
     splits_file = Path(ckpt_path).resolve().parent.parent / "splits.json"
     if splits_file.is_file() and cfg.data.get("splits_file") is None:
         log.info("using the training run's splits from %s", splits_file)
@@ -104,7 +104,13 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     return datamodule, task, trainer
 
 
-def _checked_ckpt_path(ckpt_path: str | None, required: bool) -> str | None:
+def checked_ckpt_path(ckpt_path: str | None, required: bool) -> str | None:
+    """Return ``ckpt_path`` if it names an existing file (or ``last``/``best``), before any work starts.
+
+    Raises:
+        ValueError: If it is required and missing.
+        FileNotFoundError: If the file does not exist.
+    """
     if ckpt_path in (None, "", "null"):
         if required:
             raise ValueError("ckpt_path is required: eisen eval ckpt_path=outputs/.../checkpoints/best.ckpt")

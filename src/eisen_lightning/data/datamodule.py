@@ -99,6 +99,10 @@ class MedicalDataModule(pl.LightningDataModule):
         """Return the cases without labels (a data set's official test images); none by default."""
         return []
 
+    def predict_transforms(self) -> list:
+        """Return the deterministic transforms for an image alone (no label), for prediction."""
+        raise NotImplementedError(f"{type(self).__name__} must define predict_transforms()")
+
     def train_transforms(self) -> list:
         """Return the training transforms (deterministic prefix first, then random ones)."""
         raise NotImplementedError(f"{type(self).__name__} must define train_transforms()")

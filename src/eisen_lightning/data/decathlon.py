@@ -63,6 +63,7 @@ class DecathlonDataModule(MedicalDataModule):
             )
         normalization_for([], normalization)  # validates the name
         self.root = Path(data_dir) / task
+        self.saved_description: dict[str, Any] | None = None
         self.task = task
         self.spacing, self.patch_size = as_list(spacing), as_list(patch_size)
         self.num_samples, self.normalization, self.ct_window = num_samples, normalization, as_list(ct_window)
@@ -91,10 +92,36 @@ class DecathlonDataModule(MedicalDataModule):
 
     @cached_property
     def layout(self) -> DecathlonLayout:
-        """The parsed and checked ``dataset.json``."""
+        """The parsed and checked ``dataset.json``.
+
+        Without the data folder, the description saved in a checkpoint (see :meth:`state_dict`)
+        stands in, so a trained model predicts on new images without its training data.
+        """
         if not (self.root / "dataset.json").is_file():
+            if self.saved_description is not None:
+                return DecathlonLayout(self.root, **self.saved_description)
             self.fetch()
         return read_decathlon(self.root, check_files=self.check_files)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What inference needs to know about the data set, saved in every checkpoint."""
+        layout = self.layout
+        return {"name": layout.name, "modalities": layout.modalities, "label_names": layout.label_names}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Keep a checkpoint's data-set description for when the data folder is absent."""
+        self.saved_description = {k: state_dict[k] for k in ("name", "modalities", "label_names")}
+
+    def predict_transforms(self) -> list:
+        """The deterministic prefix for images without labels (what predictions are inverted through)."""
+        normalization = normalization_for(self.layout.modalities, self.normalization)
+        return deterministic_transforms(
+            with_label=False,
+            spacing=self.spacing,
+            normalization=normalization,
+            ct_window=self.ct_window,
+            spatial_dims=len(self.patch_size),
+        )
 
     @property
     def info(self) -> DatasetInfo:
