@@ -97,7 +97,13 @@ def test_eisen_help_and_unknown_verb(tmp_path):
     assert wrong.returncode == 2 and "unknown verb 'trian'" in wrong.stderr
     groups = subprocess.run([*eisen, "train", "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert groups.returncode == 0
-    assert "net: unet3d, unet3d_small" in groups.stdout and "experiment: decathlon, demo" in groups.stdout
+    options = {
+        line.split(":")[0]: set(line.split(":")[1].replace(" ", "").split(","))
+        for line in groups.stdout.split("== Config ==")[0].splitlines()
+        if ":" in line and not line.startswith(" ")
+    }
+    assert {"unet3d", "unet3d_small"} <= options["net"] and {"decathlon", "demo"} <= options["experiment"]
+    assert {"demo", "demo2d", "decathlon"} <= options["data"]
 
 
 def test_bad_override_names_the_key(tmp_path):
