@@ -18,7 +18,8 @@ class StageMetrics(nn.Module):
 
     A metric with ``average="none"`` (torchmetrics' per-class setting) or whose result is a vector
     is logged per class (or per foreground class) as ``stage/name/<class>`` and as its NaN-ignoring
-    mean under ``stage/name``; any other metric is logged as ``stage/name``.
+    mean under ``stage/name``; a matrix (a confusion matrix) is logged cell by cell as
+    ``stage/name/<true class>/<predicted class>``; any other metric is logged as ``stage/name``.
 
     Args:
         factories: ``name -> partial``; each is called with ``metric_kwargs`` to build a metric.
@@ -84,6 +85,8 @@ class StageMetrics(nn.Module):
         value = torch.as_tensor(value, dtype=torch.float32)
         if value.ndim == 0 and not per_class:
             return {keys.metric_key(stage, name): float(value)}
+        if value.ndim == 2:
+            return self._cells(stage, name, value)
         value = value.flatten()
         names = self._class_names(value.numel(), name)
         named = {
@@ -91,6 +94,16 @@ class StageMetrics(nn.Module):
         }
         named[keys.metric_key(stage, name)] = float(torch.nanmean(value))
         return named
+
+    def _cells(self, stage: str, name: str, matrix: torch.Tensor) -> dict[str, float]:
+        """A matrix (a confusion matrix: rows true, columns predicted) as ``stage/name/<true>/<pred>``."""
+        rows = self._class_names(matrix.shape[0], name)
+        cols = self._class_names(matrix.shape[1], name)
+        return {
+            keys.metric_key(stage, name, f"{rows[i]}/{cols[j]}"): float(matrix[i, j])
+            for i in range(matrix.shape[0])
+            for j in range(matrix.shape[1])
+        }
 
     def _class_names(self, count: int, name: str) -> list[str]:
         if not self.label_names:
