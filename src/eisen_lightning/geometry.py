@@ -51,9 +51,7 @@ def geometry_differences(first: Any, second: Any) -> list[str]:
 def compare_files(path_a: str, path_b: str, load: Callable[[str], Any] | None = None) -> list[str]:
     """Read two image files and return :func:`geometry_differences` of them."""
     if load is None:
-        from monai.transforms import LoadImage
-
-        load = LoadImage(image_only=True, ensure_channel_first=True)
+        from eisen_lightning.io import load
     return geometry_differences(load(path_a), load(path_b))
 
 

@@ -97,6 +97,7 @@ class CasePredictor:
     def write(self, case: dict[str, Any], destination: Path) -> None:
         """Predict ``case`` and write its label map to ``destination``, then check the geometry."""
         from eisen_lightning.geometry import compare_files
+        from eisen_lightning.io import save
 
         data = self.preprocess({keys.IMAGE: case[keys.IMAGE]})
         image = data[keys.IMAGE]
@@ -105,14 +106,15 @@ class CasePredictor:
         outputs = {keys.PRED: self._invert(data, label, nearest=True)}
         if self.save_probabilities:
             outputs[keys.PROB] = self._invert(data, logits.softmax(dim=0), nearest=False)
-        save_image(outputs[keys.PRED], destination, reference=case[keys.IMAGE])
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        save(outputs[keys.PRED], destination)
         differences = compare_files(case[keys.IMAGE], str(destination))
         if differences:
             raise RuntimeError(
                 f"{destination} does not match the geometry of its input: {'; '.join(differences)}"
             )
         if keys.PROB in outputs:
-            save_image(outputs[keys.PROB], _probability_path(destination), reference=case[keys.IMAGE])
+            save(outputs[keys.PROB], _probability_path(destination))
 
     def _invert(self, data: dict[str, Any], tensor: torch.Tensor, nearest: bool) -> Any:
         from monai.data import MetaTensor
@@ -122,19 +124,6 @@ class CasePredictor:
         item = MetaTensor(tensor, meta=dict(image.meta), applied_operations=list(image.applied_operations))
         inverse = Invertd(keys.PRED, self.preprocess, orig_keys=keys.IMAGE, nearest_interp=nearest)
         return inverse({**data, keys.PRED: item})[keys.PRED]
-
-
-def save_image(image: Any, destination: Path, reference: str) -> None:
-    """Write a channel-first MetaTensor with its own affine (RAS) as NIfTI."""
-    import nibabel as nib
-    import numpy as np
-
-    if not destination.name.endswith((".nii", ".nii.gz")):
-        raise ValueError(f"{destination}: only NIfTI output is written so far; set output_format=nii.gz")
-    array = np.moveaxis(image.detach().cpu().numpy(), 0, -1)
-    array = array[..., 0] if array.shape[-1] == 1 else array
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(array, np.asarray(image.affine, dtype=np.float64)), str(destination))
 
 
 def _probability_path(destination: Path) -> Path:

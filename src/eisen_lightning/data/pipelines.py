@@ -52,10 +52,12 @@ def deterministic_transforms(
     """
     from monai import transforms as mt
 
+    from eisen_lightning.io import readers
+
     image_keys = [keys.IMAGE, keys.LABEL] if with_label else [keys.IMAGE]
     modes = ("bilinear", "nearest") if with_label else ("bilinear",)
     steps: list = [
-        mt.LoadImaged(image_keys, image_only=True, ensure_channel_first=True),
+        mt.LoadImaged(image_keys, reader=readers(), image_only=True, ensure_channel_first=True),
         mt.Orientationd(image_keys, axcodes="RAS"[:spatial_dims], labels=None),
     ]
     if spacing is not None:

@@ -44,7 +44,7 @@ def verify_cases(
     Args:
         cases: Sample dicts with an ``image`` path and, when labelled, a ``label`` path.
         label_values: The label values the data set declares (``range(num_classes)``).
-        load: ``path -> MetaTensor`` (channel first); MONAI's ``LoadImage`` by default.
+        load: ``path -> MetaTensor`` (channel first); :func:`eisen_lightning.io.load` by default.
     """
     load = load or _default_loader()
     allowed = {int(v) for v in label_values}
@@ -66,9 +66,9 @@ def verify_cases(
 
 
 def _default_loader() -> Callable[[str], Any]:
-    from monai.transforms import LoadImage
+    from eisen_lightning.io import load
 
-    return LoadImage(image_only=True, ensure_channel_first=True)
+    return load
 
 
 def _read(load: Callable[[str], Any], path: str, problems: list[str]) -> Any:
