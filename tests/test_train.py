@@ -125,3 +125,18 @@ def test_missing_decathlon_data_fails_before_anything_is_built(tmp_path):
         run.train(cfg)
     assert "Task09_Spleen" in str(err.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_scheduler_and_logger_can_be_removed(tmp_path):
+    cfg = _demo(tmp_path, "~scheduler", "~logger", "trainer.max_epochs=1")
+    metrics = run.train(cfg)
+    assert "train/lr" not in metrics and not (tmp_path / "run" / "tensorboard").exists()
+    assert "val/dice" in metrics
+
+
+def test_patch_size_the_net_cannot_take_fails_before_training(tmp_path):
+    cfg = compose(["+experiment=decathlon", "data.patch_size=[40,40,40]"], tmp_path)
+    _write_data(cfg)
+    with pytest.raises(ValueError, match=r"net=unet3d .* divisible by 16; data.patch_size is \[40, 40, 40\]"):
+        run.train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -98,10 +98,36 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     with open_dict(cfg):
         cfg.dataset = datamodule.info.as_dict()
     task = instantiate(cfg.task, _convert_="all")
+    _check_patch_size(cfg, task)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    if not loggers:
+        callbacks = _without_logger_callbacks(callbacks)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, task, trainer
+
+
+def _without_logger_callbacks(callbacks: list[Any]) -> list[Any]:
+    """Drop Lightning's LearningRateMonitor, which refuses to run without a logger (``~logger``)."""
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
+    kept = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if len(kept) < len(callbacks):
+        log.info("no logger: the learning-rate monitor is left out")
+    return kept
+
+
+def _check_patch_size(cfg: DictConfig, task: Any) -> None:
+    """Fail before training when the net cannot take ``data.patch_size`` (e.g. not divisible by 16)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from eisen_lightning.models import check_input_size
+
+    if cfg.data.get("patch_size") is None or not hasattr(task, "net"):
+        return
+    choice = HydraConfig.get().runtime.choices.get("net") if HydraConfig.initialized() else None
+    name = f"net={choice}" if choice else "net"
+    check_input_size(task.net, list(cfg.data.patch_size), net_name=name, size_name="data.patch_size")
 
 
 def checked_ckpt_path(ckpt_path: str | None, required: bool) -> str | None:
