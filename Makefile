@@ -27,12 +27,12 @@ $(VENV)/.installed: $(VENV)/.torch setup.py setup.cfg
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,onnx]"
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv and install the package (torch pinned first)
 
-install-dev: $(VENV)/.installed-dev ## install with the test and lint tools
+install-dev: $(VENV)/.installed-dev ## install with the test and lint tools (and onnx, which the net tests use)
 
 demo: install ## the offline demo: synthetic Decathlon-layout task, train, print the Dice per class
 	$(BIN)/python train.py
