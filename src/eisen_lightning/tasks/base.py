@@ -156,6 +156,20 @@ class BaseTask(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": schedule}
 
 
+def class_names(num_classes: int, label_names: Sequence[str] | None, minimum: int = 2) -> list[str]:
+    """Check ``num_classes`` and return one name per class (``class0, class1, ...`` by default).
+
+    Raises:
+        ValueError: If ``num_classes`` is below ``minimum`` or the names do not match it.
+    """
+    if not isinstance(num_classes, int) or num_classes < minimum:
+        raise ValueError(f"task.num_classes must be an integer >= {minimum}, got {num_classes!r}")
+    names = list(label_names) if label_names is not None else [f"class{i}" for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"task.label_names has {len(names)} names for {num_classes} classes: {names}")
+    return names
+
+
 def _float32(value: Any) -> Any:
     """Floating tensors (also inside tuples, lists and dicts) as float32; anything else unchanged."""
     from lightning_utilities.core.apply_func import apply_to_collection

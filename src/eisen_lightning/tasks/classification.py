@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from eisen_lightning import keys
-from eisen_lightning.tasks.base import BaseTask
+from eisen_lightning.tasks.base import BaseTask, class_names
 
 
 class ClassificationTask(BaseTask):
@@ -57,12 +57,7 @@ class ClassificationTask(BaseTask):
         best_mode: str = "max",
         **kwargs: Any,
     ) -> None:
-        minimum = 1 if multilabel else 2
-        if not isinstance(num_classes, int) or num_classes < minimum:
-            raise ValueError(f"task.num_classes must be an integer >= {minimum}, got {num_classes!r}")
-        names = list(label_names) if label_names is not None else [f"class{i}" for i in range(num_classes)]
-        if len(names) != num_classes:
-            raise ValueError(f"task.label_names has {len(names)} names for {num_classes} classes: {names}")
+        names = class_names(num_classes, label_names, minimum=1 if multilabel else 2)
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"task.threshold must be in (0, 1), got {threshold}")
         size = {"num_labels" if multilabel else "num_classes": num_classes}

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from eisen_lightning import keys
-from eisen_lightning.tasks.base import BaseTask
+from eisen_lightning.tasks.base import BaseTask, class_names
 
 
 class SegmentationTask(BaseTask):
@@ -57,11 +57,7 @@ class SegmentationTask(BaseTask):
         best_mode: str = "max",
         **kwargs: Any,
     ) -> None:
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"task.num_classes must be an integer >= 2, got {num_classes!r}")
-        names = list(label_names) if label_names is not None else [f"class{i}" for i in range(num_classes)]
-        if len(names) != num_classes:
-            raise ValueError(f"task.label_names has {len(names)} names for {num_classes} classes: {names}")
+        names = class_names(num_classes, label_names)
         super().__init__(
             net,
             loss,
