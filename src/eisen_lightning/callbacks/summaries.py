@@ -56,7 +56,7 @@ class TensorBoardSummaries(pl.Callback):
         axes: Sequence[int] = (-1,),
         comparison_pairs: Sequence[Sequence[str]] = ((keys.LABEL, keys.PRED),),
         worst_cases: int = 3,
-        max_frames: int = 64,
+        max_frames: int = 24,
         fps: float = 10.0,
         stages: Sequence[str] = keys.STAGES,
     ) -> None:
