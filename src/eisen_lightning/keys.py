@@ -11,6 +11,8 @@ PROB = "prob"
 OUTPUT = "output"
 META = "meta"
 CASE_ID = "case_id"
+#: Optional case field: images of one patient share it and never cross splits.
+PATIENT_ID = "patient_id"
 
 TRAIN = "train"
 VAL = "val"

@@ -192,3 +192,40 @@ def test_load_missing_file_names_it(tmp_path):
     with pytest.raises(ValueError) as err:
         load_splits(path, ids(10))
     assert str(path) in str(err.value)
+
+
+def test_stratified_splits_keep_class_proportions():
+    ids = [f"c{i:03d}" for i in range(100)]
+    strata = {i: ("rare" if n % 10 == 0 else "common") for n, i in enumerate(ids)}
+    for fold in range(5):
+        s = make_splits(ids, num_folds=5, fold=fold, test_fraction=0.2, seed=3, strata=strata)
+        assert [len(s[k]) for k in ("train", "val", "test")] == [64, 16, 20]
+        assert sum(strata[i] == "rare" for i in s["test"]) == 2
+        assert sum(strata[i] == "rare" for i in s["val"]) in (1, 2)
+        assert sum(strata[i] == "rare" for i in s["train"]) in (6, 7)
+
+
+def test_grouped_splits_never_split_a_patient():
+    ids = [f"p{p}_img{k}" for p in range(12) for k in range(p % 3 + 1)]
+    groups = {i: i.split("_")[0] for i in ids}
+    seen = set()
+    for fold in range(3):
+        s = make_splits(ids, num_folds=3, fold=fold, test_fraction=0.25, seed=0, groups=groups)
+        assert sorted(s["train"] + s["val"] + s["test"]) == sorted(ids)
+        patients = [{groups[i] for i in s[k]} for k in ("train", "val", "test")]
+        assert not (patients[0] & patients[1]) and not (patients[0] & patients[2])
+        assert not (patients[1] & patients[2])
+        assert abs(len(s["test"]) - round(len(ids) * 0.25)) <= 2
+        seen |= set(s["val"])
+    assert seen | set(s["test"]) == set(ids)
+
+
+def test_too_few_groups_is_a_clear_error():
+    ids = ["a1", "a2", "b1"]
+    with pytest.raises(ValueError, match="groups \\(patients\\) for 5 folds"):
+        make_splits(ids, num_folds=5, test_fraction=0.0, groups={"a1": "a", "a2": "a", "b1": "b"})
+
+
+def test_test_fraction_that_rounds_to_nothing_is_a_clear_error():
+    with pytest.raises(ValueError, match="rounds to an empty test split"):
+        make_splits([f"c{i}" for i in range(6)], num_folds=2, test_fraction=0.05)

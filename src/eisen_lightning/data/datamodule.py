@@ -99,6 +99,17 @@ class MedicalDataModule(pl.LightningDataModule):
         """Return the cases without labels (a data set's official test images); none by default."""
         return []
 
+    def case_group(self, case: dict[str, Any]) -> str:
+        """The patient (or volume) a case belongs to: cases of one group never cross splits.
+
+        Defaults to the case's ``patient_id`` when it has one, else its own ``case_id``.
+        """
+        return str(case.get(keys.PATIENT_ID, case[keys.CASE_ID]))
+
+    def case_stratum(self, case: dict[str, Any]) -> Any:
+        """The class the splits keep in proportion (classification overrides it); ``None``: none."""
+        return None
+
     def predict_transforms(self) -> list:
         """Return the deterministic transforms for an image alone (no label), for prediction."""
         raise NotImplementedError(f"{type(self).__name__} must define predict_transforms()")
@@ -140,11 +151,22 @@ class MedicalDataModule(pl.LightningDataModule):
 
     # -- internals --------------------------------------------------------------------------
     def _make_splits(self) -> dict[str, list[str]]:
-        ids = [case[keys.CASE_ID] for case in self.labelled_cases()]
+        cases = self.labelled_cases()
+        ids = [case[keys.CASE_ID] for case in cases]
         if self.splits_file is not None:
             splits = load_splits(self.splits_file, ids)
         else:
-            splits = make_splits(ids, self.num_folds, self.fold, self.test_fraction, self.seed)
+            groups = {case[keys.CASE_ID]: self.case_group(case) for case in cases}
+            strata = {case[keys.CASE_ID]: self.case_stratum(case) for case in cases}
+            splits = make_splits(
+                ids,
+                self.num_folds,
+                self.fold,
+                self.test_fraction,
+                self.seed,
+                groups=None if len(set(groups.values())) == len(ids) else groups,
+                strata=None if all(v is None for v in strata.values()) else strata,
+            )
         if self.output_dir is not None and self.trainer_is_rank_zero():
             settings = {"seed": self.seed, "fold": self.fold, "num_folds": self.num_folds}
             save_splits(self.output_dir / "splits.json", splits, test_fraction=self.test_fraction, **settings)

@@ -7,7 +7,7 @@
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,8 @@ def make_splits(
     fold: int = 0,
     test_fraction: float = 0.2,
     seed: int = 0,
+    groups: Mapping[str, str] | None = None,
+    strata: Mapping[str, Hashable] | None = None,
 ) -> dict[str, list[str]]:
     """Split case ids into ``train``, ``val`` and ``test`` lists, identically on every machine.
 
@@ -30,31 +32,101 @@ def make_splits(
     for testing (the same set for every fold), and the rest is cut into ``num_folds`` folds whose
     sizes differ by at most one. Fold ``fold`` is the validation set.
 
+    With ``strata`` (a class per case), every split keeps the class proportions: the cases are
+    interleaved by their rank within their class before the cut. With ``groups`` (a patient per
+    case), the unit of the split is the group: the images of one patient never land in two
+    splits, and the sizes are as near the exact counts as whole groups allow.
+
     Args:
         case_ids: Unique case identifiers.
         num_folds: Number of cross-validation folds, at least 2.
         fold: The validation fold, ``0 <= fold < num_folds``.
         test_fraction: Share of cases held out for the test stage, ``0 <= test_fraction < 1``.
         seed: Seed of the shuffle.
+        groups: Case id -> group (patient) id; cases of one group stay together.
+        strata: Case id -> class used to stratify (a group takes its first case's class).
 
     Raises:
-        ValueError: On duplicate ids, out-of-range arguments, or too few cases for the folds.
+        ValueError: On duplicate ids, out-of-range arguments, or too few cases (or groups) to give
+            every split and fold at least one.
+
+    >>> s = make_splits(["a", "b", "c", "d"], 2, 0, 0.0, groups={"a": "p", "b": "p", "c": "q", "d": "q"})
+    >>> sorted(s["train"] + s["val"]) == ["a", "b", "c", "d"] and len(s["val"]) == 2
+    True
     """
     ids = sorted(case_ids)
     _check_arguments(ids, num_folds, fold, test_fraction)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    shuffled = [ids[i] for i in order]
+    units = _units(ids, groups)
+    order = _stratified_order(units, strata, seed)
+    shuffled = [units[i] for i in order]
     n_test = int(round(len(ids) * test_fraction))
-    test, rest = shuffled[:n_test], shuffled[n_test:]
+    test, rest = _take(shuffled, n_test)
     if len(rest) < num_folds:
+        what = "cases" if groups is None else "groups (patients)"
         raise ValueError(
-            f"{len(ids)} cases leave {len(rest)} for {num_folds} folds after holding out {n_test} for "
-            f"testing; lower data.num_folds or data.test_fraction, or add cases"
+            f"{len(ids)} cases leave {len(rest)} {what} for {num_folds} folds after holding out "
+            f"{sum(map(len, test))} for testing; lower data.num_folds or data.test_fraction, or add cases"
         )
-    folds = np.array_split(np.arange(len(rest)), num_folds)
-    val = [rest[i] for i in folds[fold]]
-    train = [rest[i] for k, f in enumerate(folds) if k != fold for i in f]
-    return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+    folds = _deal(rest, num_folds)
+    val = folds[fold]
+    train = [i for k, f in enumerate(folds) if k != fold for i in f]
+    if test_fraction > 0 and not test:
+        raise ValueError(
+            f"data.test_fraction={test_fraction} of {len(ids)} cases rounds to an empty test split; "
+            "raise data.test_fraction, set it to 0 to train without a test stage, or add cases"
+        )
+    return {"train": sorted(train), "val": sorted(val), "test": sorted(i for u in test for i in u)}
+
+
+def _units(ids: list[str], groups: Mapping[str, str] | None) -> list[list[str]]:
+    """The indivisible pieces of a split: single cases, or the cases of one group."""
+    if groups is None:
+        return [[i] for i in ids]
+    missing = [i for i in ids if i not in groups]
+    if missing:
+        raise ValueError(f"groups must name a group for every case; missing: {missing[:10]}")
+    by_group: dict[str, list[str]] = {}
+    for i in ids:
+        by_group.setdefault(str(groups[i]), []).append(i)
+    return [by_group[g] for g in sorted(by_group)]
+
+
+def _stratified_order(
+    units: list[list[str]], strata: Mapping[str, Hashable] | None, seed: int
+) -> list[int]:
+    """A seeded shuffle of the units; with strata, classes interleaved in proportion."""
+    order = np.random.default_rng(seed).permutation(len(units))
+    if strata is None:
+        return [int(i) for i in order]
+    classes: dict[str, list[int]] = {}
+    for i in order:
+        classes.setdefault(repr(strata[units[i][0]]), []).append(int(i))
+    position = {}
+    for c, members in enumerate(classes.values()):
+        for k, unit in enumerate(members):
+            position[unit] = ((k + 0.5) / len(members), c)
+    return sorted(position, key=position.__getitem__)
+
+
+def _take(units: list[list[str]], count: int) -> tuple[list[list[str]], list[list[str]]]:
+    """Move units from the front into the first list while that brings it nearer ``count`` cases."""
+    taken, size = 0, 0
+    while taken < len(units) and abs(size + len(units[taken]) - count) < abs(size - count):
+        size += len(units[taken])
+        taken += 1
+    return units[:taken], units[taken:]
+
+
+def _deal(units: list[list[str]], num_folds: int) -> list[list[str]]:
+    """Cut units into folds in order; single cases give contiguous folds whose sizes differ by one."""
+    if all(len(u) == 1 for u in units):
+        cuts = np.array_split(np.arange(len(units)), num_folds)
+        return [[units[i][0] for i in cut] for cut in cuts]
+    folds: list[list[str]] = [[] for _ in range(num_folds)]
+    for unit in units:
+        smallest = min(range(num_folds), key=lambda k: (len(folds[k]), k))
+        folds[smallest].extend(unit)
+    return folds
 
 
 def _check_arguments(ids: list[str], num_folds: int, fold: int, test_fraction: float) -> None:
