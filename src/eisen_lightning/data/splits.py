@@ -91,9 +91,7 @@ def _units(ids: list[str], groups: Mapping[str, str] | None) -> list[list[str]]:
     return [by_group[g] for g in sorted(by_group)]
 
 
-def _stratified_order(
-    units: list[list[str]], strata: Mapping[str, Hashable] | None, seed: int
-) -> list[int]:
+def _stratified_order(units: list[list[str]], strata: Mapping[str, Hashable] | None, seed: int) -> list[int]:
     """A seeded shuffle of the units; with strata, classes interleaved in proportion."""
     order = np.random.default_rng(seed).permutation(len(units))
     if strata is None:
