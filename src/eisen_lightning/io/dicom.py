@@ -44,6 +44,7 @@ _TAGS = {
     "slope": "0028|1053",
     "intercept": "0028|1052",
     "modality": "0008|0060",
+    "samples": "0028|0002",
 }
 
 
@@ -185,26 +186,20 @@ def read_series(names: list[str], source: str | Sequence[str], dtype: np.dtype |
     """
     import SimpleITK as sitk
 
-    probe = sitk.ImageFileReader()
-    probe.SetFileName(names[0])
-    try:
-        with quiet_itk():
-            probe.ReadImageInformation()
-        components = probe.GetNumberOfComponents()
-    except RuntimeError:  # not readable by GDCM: pydicom reads it and says why
-        return read_series_pydicom(names, source)
-    pixel_type = sitk_pixel_type(dtype, components)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(names)
-    reader.SetOutputPixelType(pixel_type)
     reader.MetaDataDictionaryArrayUpdateOn()
+    pixel_type = sitk_pixel_type(dtype, 1)
     try:
-        with quiet_itk():
-            image = reader.Execute()
+        image = _execute(reader, pixel_type)
+        samples = int(_sitk_get(reader, 0, "samples") or 1)
+        if samples > 1 and pixel_type != sitk.sitkUnknown:  # ITK would have made colour grey
+            pixel_type = sitk_pixel_type(dtype, samples)
+            image = _execute(reader, pixel_type)
     except RuntimeError:  # GDCM refuses (sizes differ, not DICOM, no decoder): pydicom says why
         return read_series_pydicom(names, source)
     infos = _sitk_slices(reader, names)
-    modality = _sitk_get(reader, 0, reader.GetMetaDataKeys(0), "modality").strip()
+    modality = _sitk_get(reader, 0, "modality").strip()
     del reader  # the image is then ours alone, and its array view needs no copy
     if len({(s.slope, s.intercept) for s in infos}) > 1 and pixel_type == sitk.sitkUnknown:
         return read_series_pydicom(names, source)  # ITK's integer output would truncate: see above
@@ -217,9 +212,16 @@ def read_series(names: list[str], source: str | Sequence[str], dtype: np.dtype |
     return Loaded(_reorder(array, geometry.order), geometry.affine, channel_dim, meta)
 
 
-def _sitk_get(reader, index: int, keys: tuple[str, ...], field: str) -> str:
+def _execute(reader, pixel_type: int):
+    """Decode the series with ``pixel_type`` produced while reading (cheaper than a cast after)."""
+    reader.SetOutputPixelType(pixel_type)
+    with quiet_itk():
+        return reader.Execute()
+
+
+def _sitk_get(reader, index: int, field: str) -> str:
     key = _TAGS[field]
-    return reader.GetMetaData(index, key) if key in keys else ""
+    return reader.GetMetaData(index, key) if reader.HasMetaDataKey(index, key) else ""
 
 
 def _sitk_slices(reader, names: list[str]) -> list[SliceInfo]:
@@ -236,16 +238,15 @@ def _sitk_slices(reader, names: list[str]) -> list[SliceInfo]:
 
     infos = []
     for index, name in enumerate(names):
-        keys = reader.GetMetaDataKeys(index)
-        spacing = parse(_sitk_get(reader, index, keys, "pixel_spacing"))
-        slope = parse(_sitk_get(reader, index, keys, "slope"))
-        intercept = parse(_sitk_get(reader, index, keys, "intercept"))
+        spacing = parse(_sitk_get(reader, index, "pixel_spacing"))
+        slope = parse(_sitk_get(reader, index, "slope"))
+        intercept = parse(_sitk_get(reader, index, "intercept"))
         infos.append(
             SliceInfo(
                 name=os.path.basename(name),
-                series_uid=_sitk_get(reader, index, keys, "series_uid").strip(),
-                orientation=parse(_sitk_get(reader, index, keys, "orientation")),
-                position=numbers(_sitk_get(reader, index, keys, "position")),
+                series_uid=_sitk_get(reader, index, "series_uid").strip(),
+                orientation=parse(_sitk_get(reader, index, "orientation")),
+                position=numbers(_sitk_get(reader, index, "position")),
                 pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
                 slope=1.0 if slope is None else float(slope[0]),
                 intercept=0.0 if intercept is None else float(intercept[0]),

@@ -18,6 +18,7 @@ import numpy as np
 
 from eisen_lightning.io.base import BaseReader, Loaded
 from eisen_lightning.io.errors import ImageReadError, describe_content
+from eisen_lightning.io.itk_raw import read_raw
 
 SITK_SUFFIXES = (
     "mha",
@@ -84,7 +85,9 @@ def array_view(image) -> np.ndarray:
 
 
 def sitk_affine(image) -> np.ndarray:
-    """The 4x4 voxel-to-RAS affine of a SimpleITK image (ITK's LPS geometry, converted).
+    """The 4x4 voxel-to-RAS affine of a SimpleITK image or header (ITK's LPS geometry, converted).
+
+    ``image`` is a ``SimpleITK.Image`` or an ``ImageFileReader`` after ``ReadImageInformation``.
 
     Images of more than 3 dimensions use their first three; 2D images get a unit z column.
     """
@@ -155,6 +158,9 @@ class SimpleITKReader(BaseReader):
         fmt = _format_name(path)
         if _looks_like(path, fmt):  # skip ITK's probing of every registered format
             reader.SetImageIO(_IMAGE_IO[fmt])
+            fast = read_raw(path, fmt, reader)
+            if fast is not None:
+                return Loaded(fast[0], sitk_affine(fast[1]), None, {"format": fmt})
         image = reader.Execute()  # no cast while reading: the pixel type (vector or not) is not known yet
         del reader
         return image_to_loaded(image, {"format": fmt})
