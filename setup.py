@@ -5,5 +5,8 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages("src"), "eisen_lightning.conf"],
     package_dir={"": "src", "eisen_lightning.conf": "conf"},
-    package_data={"eisen_lightning.conf": ["*.yaml", "**/*.yaml"]},
+    package_data={
+        "eisen_lightning.conf": ["*.yaml", "**/*.yaml"],
+        "eisen_lightning.builder": ["static/*"],
+    },
 )

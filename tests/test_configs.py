@@ -6,7 +6,7 @@ from hydra.utils import get_class, instantiate
 
 from conftest import CONF, compose
 
-GROUPS_WITHOUT_OBJECTS = {"hydra", "paths", "debug", "experiment"}
+GROUPS_WITHOUT_OBJECTS = {"hydra", "paths", "debug", "experiment", "hparams_search"}
 DATASET = [
     "dataset.in_channels=1",
     "dataset.num_classes=3",
@@ -76,3 +76,15 @@ def test_eval_config_requires_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         run.evaluate(cfg)
     assert not (tmp_path / "data").exists(), "nothing is generated before the checkpoint is checked"
+
+
+def test_every_sliceable_data_module_exposes_slice_axis():
+    from omegaconf import OmegaConf
+
+    for path in sorted((CONF / "data").glob("*.yaml")):
+        node = OmegaConf.load(path)
+        sliceable = getattr(get_class(node._target_), "sliceable", False)
+        assert ("slice_axis" in node) == sliceable, (
+            f"conf/data/{path.name}: {node._target_} has sliceable={sliceable}; its YAML must "
+            f"{'list' if sliceable else 'not list'} slice_axis"
+        )

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-CONFIG_PATH = "pkg://eisen_lightning.conf"
+CONFIG_PATH = "pkg://eisen_lightning.conf"  # the package of preflight.CONFIG_MODULE
 
 USAGE = """usage: eisen VERB [HYDRA OVERRIDES ...]
 
@@ -15,8 +15,15 @@ verbs:
   eval             validation and test stages of a checkpoint: eisen eval ckpt_path=CKPT [+experiment=NAME]
   predict          label maps of new images in their own geometry:
                    eisen predict ckpt_path=CKPT input=PATH [output=DIR] [output_format=nii.gz]
+                   eisen predict model=MODEL.onnx input=PATH  (onnxruntime alone, no training config)
+  export           ONNX model + pipeline spec, parity-checked: eisen export ckpt_path=CKPT [output=DIR]
+  serve            HTTP segmentation server: eisen serve model=MODEL.onnx [port=8000] [host=127.0.0.1]
   verify           read every file of the configured data set once, report all problems
   verify-geometry  eisen verify-geometry A B: compare the shape, spacing, origin and direction of two images
+  download         eisen download NAME [TASK] [--data-dir DIR]: fetch, verify and unpack a public data set;
+                   eisen download --list shows every data set and where it goes
+  builder          a local web page that composes, validates, saves and runs experiments:
+                   eisen builder [--port N] [--config-dir DIR] (docs/builder.md)
 
 examples:
   eisen train +experiment=decathlon data.task=Task04_Hippocampus
@@ -44,12 +51,36 @@ def _eval(cfg: Any) -> float | None:
 
 
 def _predict(cfg: Any) -> None:
-    from eisen_lightning.predict import predict
+    if cfg.get("model"):
+        from eisen_lightning.export import predict_onnx as predict
+    else:
+        from eisen_lightning.predict import predict
 
     report = predict(cfg)
     print(report.text(), flush=True)
     if report.failures:
         raise SystemExit(1)
+
+
+def _export(cfg: Any) -> None:
+    from eisen_lightning.export import export_checkpoint
+
+    result = export_checkpoint(cfg)
+    print(f"exported {result.model_path}\npipeline spec {result.spec_path}", flush=True)
+    print(f"parity: max abs diff {result.max_abs_diff:.2e} (onnxruntime vs torch)", flush=True)
+
+
+def _serve(cfg: Any) -> None:
+    from eisen_lightning.serve import make_server
+
+    server = make_server(cfg)
+    print(f"serving {cfg.model} on {server.url} (GET /info, POST /predict); Ctrl+C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def _verify(cfg: Any) -> None:
@@ -79,14 +110,59 @@ def _verify_geometry(args: Sequence[str]) -> int:
     return 1
 
 
+def _download(args: Sequence[str]) -> int:
+    import argparse
+    import os
+
+    from eisen_lightning.data import download as dl
+    from eisen_lightning.data.sources import listing
+
+    parser = argparse.ArgumentParser(prog="eisen download", description=dl.__doc__.split("\n")[0])
+    parser.add_argument("name", nargs="?", help="data set name (see --list)")
+    parser.add_argument("task", nargs="?", help="task of a data set that has several (Decathlon)")
+    parser.add_argument("--list", action="store_true", help="list every data set and its folder")
+    default_dir = os.environ.get("EISEN_DATA_DIR", "data")
+    parser.add_argument("--data-dir", default=default_dir, help=f"data directory (default: {default_dir})")
+    parser.add_argument("--mirror", help=f"base URL serving the files by name (default: ${dl.MIRROR_ENV})")
+    parsed = parser.parse_args(list(args))
+    if parsed.list or not parsed.name:
+        print(listing())
+        return 0 if parsed.list else 2
+    try:
+        result = dl.download(parsed.name, parsed.data_dir, parsed.task, mirror=parsed.mirror)
+    except dl.ManualDownloadRequired as error:
+        print(error, file=sys.stderr)
+        return 3
+    except (dl.DownloadError, ValueError) as error:
+        print(f"eisen download: {error}", file=sys.stderr)
+        return 1
+    where = "downloaded to" if result.downloaded else "already in"
+    print("\n".join([*result.notes, f"{where} {result.folder}"]))
+    return 0
+
+
 #: verb -> (root config, function, overrides put before the user's)
 VERBS: dict[str, tuple[str, Callable[[Any], Any], list[str]]] = {
     "train": ("train", _train, []),
     "eval": ("eval", _eval, []),
     "predict": ("predict", _predict, []),
+    "export": ("export", _export, []),
+    "serve": ("serve", _serve, []),
     "verify": ("train", _verify, ["task_name=verify"]),
 }
-PLAIN_VERBS: dict[str, Callable[[Sequence[str]], int]] = {"verify-geometry": _verify_geometry}
+
+
+def _builder(args: Sequence[str]) -> int:
+    from eisen_lightning.builder import main as builder_main
+
+    return builder_main(list(args))
+
+
+PLAIN_VERBS: dict[str, Callable[[Sequence[str]], int]] = {
+    "verify-geometry": _verify_geometry,
+    "download": _download,
+    "builder": _builder,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,7 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config_name, function, defaults = VERBS[verb]
     _quiet_known_noise()
-    run_hydra(config_name, function, [*defaults, *overrides])
+    from eisen_lightning.preflight import check_plugins, preflight
+
+    try:
+        check_plugins(overrides)
+        overrides = preflight(config_name, [*defaults, *overrides])
+    except (ValueError, FileNotFoundError) as error:
+        print(f"eisen {verb}: {error}", file=sys.stderr)
+        return 2
+    run_hydra(config_name, function, overrides)
     return 0
 
 
@@ -125,11 +209,24 @@ def run_hydra(config_name: str, function: Callable[[Any], Any], overrides: Seque
     """
     import hydra
 
+    from eisen_lightning.preflight import user_errors, user_message
+    from eisen_lightning.sweeps import launches_sweep_job, run_sweep_job
+
     original = list(sys.argv)
 
     def task_function(cfg: Any) -> Any:
         sys.argv = original
-        return function(cfg)
+        if launches_sweep_job():
+            return run_sweep_job(function, cfg, original, overrides)
+        try:
+            return function(cfg)
+        except user_errors() as error:
+            import os
+
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"eisen: {user_message(error)}\n(HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
+            raise SystemExit(1) from None
 
     task_function.__module__ = __name__
     sys.argv = [original[0], *overrides]
@@ -145,6 +242,8 @@ def _quiet_known_noise() -> None:
     import warnings
 
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    # MONAI imports optuna when it is installed (the [optuna] extra), and optuna's alembic logs its plugins
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
 

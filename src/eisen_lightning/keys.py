@@ -14,6 +14,24 @@ CASE_ID = "case_id"
 #: Optional case field: images of one patient share it and never cross splits.
 PATIENT_ID = "patient_id"
 
+# -- per data set: Eisen's original field names, where a case has several images or labels ------
+#: MedSeg: the index of a case's slice along the last axis of its stack.
+SLICE_INDEX = "slice_index"
+#: CAMUS: the two-chamber and four-chamber views' frames and label maps.
+IMAGE_2CH = "image_2CH"
+IMAGE_4CH = "image_4CH"
+LABEL_2CH = "label_2CH"
+LABEL_4CH = "label_4CH"
+#: ABCs: the CT and MR modalities, and the label maps of its two tasks.
+CT = "ct"
+T1 = "t1"
+T2 = "t2"
+LABEL_TASK1 = "label_task1"
+LABEL_TASK2 = "label_task2"
+#: BraTS: the MR modalities (with ``T1``, ``T2``).
+T1CE = "t1ce"
+FLAIR = "flair"
+
 TRAIN = "train"
 VAL = "val"
 TEST = "test"

@@ -1,4 +1,10 @@
-"""What ``eisen predict`` reads (a file, a DICOM folder, a folder of cases, a split) and where it writes."""
+"""What ``eisen predict`` reads (a file, a DICOM folder, a folder of cases, a split) and where it writes.
+
+A case's ``image`` is a path, or a list of paths (one per input channel, as BraTS and ABCs give);
+the written label map takes the geometry of the first. A case of a split keeps every field of the
+data set's case but the label (such as MedSeg's ``slice_index``), so the data set's own
+``predict_transforms()`` read it as in training.
+"""
 
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,7 @@ SPLITS = ("train", "val", "test", "unlabelled")
 
 
 def collect_cases(source: str, datamodule: Any) -> list[dict[str, Any]]:
-    """Turn ``input=...`` into cases ``{"case_id", "image"}``.
+    """Turn ``input=...`` into cases ``{"case_id", "image", ...}``.
 
     Args:
         source: An image file, a DICOM folder, a folder of image files and DICOM folders, or
@@ -64,16 +70,58 @@ def _split_cases(name: str, datamodule: Any) -> list[dict[str, Any]]:
         )
     datamodule.prepare_data()
     if name == "unlabelled":
-        return [
-            {keys.CASE_ID: c[keys.CASE_ID], keys.IMAGE: c[keys.IMAGE]} for c in datamodule.unlabelled_cases()
-        ]
+        return [_unlabelled(c) for c in datamodule.unlabelled_cases()]
     datamodule.setup("predict")
     wanted = set(datamodule.splits[name])
-    return [
-        {keys.CASE_ID: c[keys.CASE_ID], keys.IMAGE: c[keys.IMAGE]}
-        for c in datamodule.labelled_cases()
-        if c[keys.CASE_ID] in wanted
-    ]
+    return [_unlabelled(c) for c in datamodule.labelled_cases() if c[keys.CASE_ID] in wanted]
+
+
+def _unlabelled(case: dict[str, Any]) -> dict[str, Any]:
+    """The case without its label: the image paths and every other field its transforms may read."""
+    return {k: v for k, v in case.items() if k != keys.LABEL}
+
+
+def first_path(case: dict[str, Any]) -> str:
+    """The image path of ``case``, or the first of its channel paths (whose geometry the output takes).
+
+    Raises:
+        TypeError: If ``image`` is neither a path nor a non-empty list of paths.
+    """
+    image = case[keys.IMAGE]
+    if isinstance(image, str | Path):
+        return str(image)
+    if isinstance(image, list | tuple) and image and all(isinstance(p, str | Path) for p in image):
+        return str(image[0])
+    raise TypeError(
+        f"case {case.get(keys.CASE_ID)!r}: image must be a path or a list of paths (one per channel), "
+        f"got {image!r}"
+    )
+
+
+def source_name(case: dict[str, Any]) -> str:
+    """How the report names a case's input: its path, the first of its channels, or a slice of a stack."""
+    image = case[keys.IMAGE]
+    name = first_path(case)
+    if not isinstance(image, str | Path) and len(image) > 1:
+        name += f" (+{len(image) - 1} channel file(s))"
+    if keys.SLICE_INDEX in case:
+        name += f" [slice {case[keys.SLICE_INDEX]}]"
+    return name
+
+
+def reference_image(case: dict[str, Any]) -> Any:
+    """The image whose geometry the case's label map must have: its (first) file, or its slice.
+
+    A case with a ``slice_index`` is that slice of the stack (MedSeg): a 2D image placed where the
+    slice lies in the volume.
+    """
+    from eisen_lightning.io import load
+
+    if keys.SLICE_INDEX in case:
+        from eisen_lightning.data.medseg import load_stack, slice_of
+
+        return slice_of(load_stack(first_path(case)), int(case[keys.SLICE_INDEX]))
+    return load(first_path(case))
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -115,6 +163,6 @@ def output_path(case: dict[str, Any], output_dir: Path, output_format: str | Non
     if output_format:
         suffix = "." + output_format.lstrip(".")
     else:
-        name = Path(case[keys.IMAGE]).name.lower()
+        name = Path(first_path(case)).name.lower()
         suffix = next((out for inp, out in NATIVE_OUTPUT.items() if name.endswith(inp)), ".nii.gz")
     return output_dir / f"{case[keys.CASE_ID]}_seg{suffix}"

@@ -26,9 +26,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     Returns:
         The final metrics, such as ``{"val/dice": 0.91, "val/dice/spleen": 0.91, ...}``.
     """
-    ckpt_path = checked_ckpt_path(cfg.get("ckpt_path"), required=False)
+    ckpt_path = _resumed_ckpt_path(cfg) or checked_ckpt_path(cfg.get("ckpt_path"), required=False)
     datamodule, task, trainer = build(cfg)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    _check_fits(ckpt_path, task, cfg)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = _scalars(trainer.callback_metrics)
     if cfg.get("test_after_fit"):
         best = "best" if _has_checkpoint(trainer) and not trainer.fast_dev_run else None
@@ -53,11 +54,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         with open_dict(cfg):
             cfg.data.splits_file = str(splits_file)
     datamodule, task, trainer = build(cfg)
+    _check_fits(ckpt_path, task, cfg)
     metrics: dict[str, float] = {}
-    trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.validate(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics.update(_scalars(trainer.callback_metrics))
     if datamodule.splits.get("test"):
-        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics.update(_scalars(trainer.callback_metrics))
     else:
         log.warning(
@@ -80,31 +82,88 @@ def verify(cfg: DictConfig) -> Any:
     datamodule.check_files = False
     datamodule.prepare_data()
     cases = datamodule.labelled_cases() + datamodule.unlabelled_cases()
-    return verify_cases(cases, range(datamodule.info.num_classes))
+    volumes = cfg.data.get("slice_axis") is not None  # a 2D net on slices of 3D files
+    spatial_dims = 3 if volumes else datamodule.info.spatial_dims
+    return verify_cases(cases, datamodule.verify_spec(), spatial_dims=spatial_dims)
 
 
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """Instantiate the DataModule (checking its data first), the task and the trainer of ``cfg``.
 
     The data set's channels, classes and label names are merged into ``cfg.dataset`` before the
-    net and task are built, so their configs can read ``${dataset.num_classes}``.
+    net and task are built, so their configs can read ``${dataset.num_classes}``. With
+    ``data.slice_axis`` set, the task's sliding window runs slice by slice (MONAI's ``SliceInferer``).
     """
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
+    from eisen_lightning.data.slicing import use_slice_inferer
+
     pl.seed_everything(cfg.get("seed", 0), workers=True)
+    if cfg.trainer.get("deterministic"):
+        _seed_transforms(cfg.get("seed", 0))
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     with open_dict(cfg):
         cfg.dataset = datamodule.info.as_dict()
+    use_slice_inferer(cfg)
     task = instantiate(cfg.task, _convert_="all")
     _check_patch_size(cfg, task)
+    if cfg.get("parallel") is not None:  # parallel=pipeline: the net split across devices
+        from eisen_lightning.parallel import parallel_net
+
+        task.net = parallel_net(cfg, task.net)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if not loggers:
         callbacks = _without_logger_callbacks(callbacks)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **_checkpoint_io(cfg))
     return datamodule, task, trainer
+
+
+def _checkpoint_io(cfg: DictConfig) -> dict[str, Any]:
+    """Atomic checkpoint writes (``eisen_lightning.checkpoint``) unless the trainer config sets plugins."""
+    from eisen_lightning.checkpoint import AtomicCheckpointIO
+
+    return {} if cfg.trainer.get("plugins") is not None else {"plugins": [AtomicCheckpointIO()]}
+
+
+def _resumed_ckpt_path(cfg: DictConfig) -> str | None:
+    """With ``resume`` set, the run directory is the resumed run's (see ``cli``): its last checkpoint.
+
+    Its ``splits.json`` is reused, so the resumed run trains and validates on the same cases.
+    """
+    from eisen_lightning.checkpoint import CHECKPOINT_DIR, LAST
+
+    if cfg.get("resume") in (None, False, "false", ""):
+        return None
+    run_dir = Path(cfg.paths.output_dir)
+    last = run_dir / CHECKPOINT_DIR / LAST
+    if not last.is_file():
+        raise FileNotFoundError(f"resume={cfg.resume}: {last} does not exist; start a new run without resume")
+    if (run_dir / "splits.json").is_file() and cfg.data.get("splits_file") is None:
+        with open_dict(cfg):
+            cfg.data.splits_file = str(run_dir / "splits.json")
+    log.info("resuming %s from %s", run_dir, last)
+    return str(last)
+
+
+def _check_fits(ckpt_path: str | None, task: Any, cfg: DictConfig) -> None:
+    """Explain a checkpoint made for another net or data set before Lightning loads it."""
+    from eisen_lightning.checkpoint import check_checkpoint_fits
+
+    if ckpt_path not in (None, "last", "best"):
+        check_checkpoint_fits(ckpt_path, task, cfg.dataset)
+
+
+def _seed_transforms(seed: int) -> None:
+    """Seed MONAI's random transforms too (they keep random states of their own, apart from numpy's).
+
+    ``set_determinism`` makes every transform pipeline built afterwards draw from ``seed``.
+    """
+    from monai.utils import set_determinism
+
+    set_determinism(seed=seed)
 
 
 def _without_logger_callbacks(callbacks: list[Any]) -> list[Any]:
@@ -161,8 +220,11 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _finish(cfg: DictConfig, trainer: Any, metrics: dict[str, float]) -> dict[str, float]:
+    output_dir = Path(cfg.paths.output_dir)
+    if not metrics and (output_dir / METRICS_FILE).is_file():  # e.g. resuming a run that had finished
+        log.warning("nothing new was computed: %s is kept as it was", output_dir / METRICS_FILE)
+        return json.loads((output_dir / METRICS_FILE).read_text())
     if trainer.is_global_zero:
-        output_dir = Path(cfg.paths.output_dir)
         atomic_write_text(
             output_dir / METRICS_FILE, json.dumps(dict(sorted(metrics.items())), indent=2) + "\n"
         )

@@ -229,3 +229,13 @@ def test_too_few_groups_is_a_clear_error():
 def test_test_fraction_that_rounds_to_nothing_is_a_clear_error():
     with pytest.raises(ValueError, match="rounds to an empty test split"):
         make_splits([f"c{i}" for i in range(6)], num_folds=2, test_fraction=0.05)
+
+
+def test_grouped_and_stratified_folds_keep_both_classes():
+    ids = [f"p{p:02d}_img{k}" for p in range(12) for k in range(2)]
+    groups = {i: i.split("_")[0] for i in ids}
+    strata = {i: int(i[1:3]) % 2 for i in ids}
+    for fold in range(2):
+        s = make_splits(ids, num_folds=2, fold=fold, test_fraction=0.0, groups=groups, strata=strata)
+        for name in ("train", "val"):
+            assert {strata[i] for i in s[name]} == {0, 1}, (fold, name, s[name])

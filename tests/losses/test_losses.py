@@ -1,7 +1,7 @@
 """Every conf/loss option: a finite scalar with gradients, and float32 out of a task under bf16 autocast.
 
 Each YAML declares the inputs it takes in a comment line ``# input: segmentation|classification|
-multilabel`` (docs/losses_metrics.md); a new loss YAML needs no new test code.
+multilabel|regression`` (docs/losses_metrics.md); a new loss YAML needs no new test code.
 """
 
 import re
@@ -13,9 +13,9 @@ from hydra.utils import instantiate
 from torch import nn
 
 from conftest import CONF, compose
-from eisen_lightning.tasks import ClassificationTask, SegmentationTask
+from eisen_lightning.tasks import ClassificationTask, RegressionTask, SegmentationTask
 
-KINDS = ("segmentation", "classification", "multilabel")
+KINDS = ("segmentation", "classification", "multilabel", "regression")
 INPUT_LINE = re.compile(r"^#\s*input:\s*(.*?)\s*$", re.M)
 NUM_CLASSES = 3
 DATASET = [
@@ -49,6 +49,8 @@ def _batch(kind: str) -> dict[str, torch.Tensor]:
         label = torch.randint(0, NUM_CLASSES, (2, 1, 6, 6, 6), generator=generator).float()
     elif kind == "classification":
         image, label = torch.randn(4, 8, generator=generator), torch.randint(0, NUM_CLASSES, (4,))
+    elif kind == "regression":
+        image, label = torch.randn(4, 8, generator=generator), 100 * torch.rand(4, generator=generator)
     else:
         image = torch.randn(4, 8, generator=generator)
         label = torch.randint(0, 2, (4, NUM_CLASSES), generator=generator).float()
@@ -59,11 +61,14 @@ def _task(kind: str, loss):
     common = dict(loss=loss, optimizer=partial(torch.optim.SGD, lr=0.1), num_classes=NUM_CLASSES)
     if kind == "segmentation":
         return SegmentationTask(net=nn.Conv3d(1, NUM_CLASSES, 1), **common)
+    if kind == "regression":
+        del common["num_classes"]
+        return RegressionTask(net=nn.Linear(8, 1), target_mean=50.0, target_std=30.0, **common)
     return ClassificationTask(net=nn.Linear(8, NUM_CLASSES), multilabel=kind == "multilabel", **common)
 
 
 def _target(task, batch):
-    return task.target(batch) if isinstance(task, ClassificationTask) else batch["label"]
+    return task.target(batch) if isinstance(task, ClassificationTask | RegressionTask) else batch["label"]
 
 
 @pytest.mark.parametrize("path", LOSSES)
@@ -76,7 +81,7 @@ def test_loss_is_a_finite_scalar_and_gradients_flow(path, tmp_path):
     kind = _kind(path)
     loss_fn, batch = _loss(path, tmp_path), _batch(kind)
     task = _task(kind, loss_fn)
-    shape = (2, NUM_CLASSES, 6, 6, 6) if kind == "segmentation" else (4, NUM_CLASSES)
+    shape = {"segmentation": (2, NUM_CLASSES, 6, 6, 6), "regression": (4, 1)}.get(kind, (4, NUM_CLASSES))
     logits = torch.randn(shape, generator=torch.Generator().manual_seed(1), requires_grad=True)
     loss = loss_fn(logits, _target(task, batch))
     assert loss.ndim == 0 and torch.isfinite(loss), f"{path.stem} gave {loss}"

@@ -56,6 +56,20 @@ class TaskInfo:
             return self.label_names
         return [f"class{i}" for i in range(count)]
 
+    @property
+    def regions(self) -> bool:
+        """Whether the task segments overlapping regions: one 0/1 channel each, no background."""
+        return bool(self.multilabel)
+
+    def score_names(self, count: int) -> list[str]:
+        """Names of ``count`` per-case Dice columns: every region, or the classes after background."""
+        return self.names(count) if self.regions else self.names(count + 1)[1:]
+
+    def legend_names(self) -> list[str]:
+        """The name of each value of a drawn label map (regions are drawn as ``1 + channel``)."""
+        names = self.label_names or [f"class{i}" for i in range(self.num_classes or 2)]
+        return ["background", *names] if self.regions else names
+
 
 @dataclass
 class EpochRecord:
@@ -122,10 +136,13 @@ class EpochRecord:
         if target is None or not torch.is_tensor(pred):
             return None
         if self.kind == SEGMENTATION:
-            if target.shape[1] > 1:  # one-hot or soft reference
-                target = target.argmax(dim=1, keepdim=True)
-            dice = case_dice(pred, target, _classes(info, outputs))
-            for c, name in enumerate(info.names(dice.shape[1] + 1)[1:]):
+            if info.regions:
+                dice = region_dice(pred, target)
+            else:
+                if target.shape[1] > 1:  # one-hot or soft reference
+                    target = target.argmax(dim=1, keepdim=True)
+                dice = case_dice(pred, target, _classes(info, outputs))
+            for c, name in enumerate(info.score_names(dice.shape[1])):
                 self.metrics.setdefault(f"dice/{name}", []).append(dice[:, c])
             self.rows.setdefault("dice", []).append(dice)
             self.case_ids.extend(ids)
@@ -164,7 +181,7 @@ class EpochRecord:
                 is_label = _is_label(key, value, info)
                 self.label_keys.update({key} if is_label else set())
                 for sample in value[:take].detach():
-                    self.samples.setdefault(key, []).append(_reduce(sample, is_label))
+                    self.samples.setdefault(key, []).append(_reduce(sample, is_label, _cut(key, info)))
         if self.kind == SEGMENTATION and keys.PRED not in outputs and keys.OUTPUT in self.label_keys:
             self.label_keys.add(keys.PRED)
             self.samples.setdefault(keys.PRED, []).extend(self.samples[keys.OUTPUT][-take:])
@@ -194,14 +211,14 @@ class EpochRecord:
         arrays: dict[str, np.ndarray] = {}
         image = both.get(info.input_keys[0])
         if torch.is_tensor(image) and image.ndim in (4, 5):
-            arrays[info.input_keys[0]] = _reduce(image[i].detach(), False)
+            arrays[info.input_keys[0]] = _reduce(image[i].detach(), False, None)
         for a, b in self.comparison_pairs:
             for key in (a, b):
                 value = both.get(key)
                 if key not in arrays and torch.is_tensor(value) and value.ndim in (4, 5):
                     is_label = _is_label(key, value, info)
                     self.label_keys.update({key} if is_label else set())
-                    arrays[key] = _reduce(value[i].detach(), is_label)
+                    arrays[key] = _reduce(value[i].detach(), is_label, _cut(key, info))
         return arrays
 
     # -- epoch end ------------------------------------------------------------------------------
@@ -244,6 +261,29 @@ def case_dice(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> tor
     if not scores:
         return torch.zeros(batch, 0, device=pred.device)
     return torch.stack(scores, dim=1).float()
+
+
+def region_dice(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Dice of each region channel in each case from 0/1 maps ``(B, C, ...)``: ``(B, C)``.
+
+    NaN where a region is absent from both the prediction and the reference, as in :func:`case_dice`.
+
+    >>> region_dice(torch.tensor([[[1, 1, 0], [0, 0, 0]]]), torch.tensor([[[1, 0, 0], [0, 0, 0]]]))
+    tensor([[0.6667,    nan]])
+
+    Raises:
+        ValueError: When the prediction and the reference have different shapes.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"region Dice needs a prediction and a reference of the same shape (B, regions, ...), got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    p = pred.detach().reshape(*pred.shape[:2], -1) > 0.5
+    t = target.detach().reshape(*target.shape[:2], -1) > 0.5
+    both = (p & t).sum(dim=2)
+    total = p.sum(dim=2) + t.sum(dim=2)
+    return torch.where(total > 0, 2.0 * both / total.clamp_min(1), torch.nan).float()
 
 
 def _batch_size(tensors: Mapping[str, torch.Tensor]) -> int:
@@ -321,8 +361,20 @@ def _is_label(key: str, value: torch.Tensor, info: TaskInfo) -> bool:
     )
 
 
-def _reduce(sample: torch.Tensor, is_label: bool) -> np.ndarray:
-    """A sample as it is kept: an int16 label map, or the first channels as float32."""
+def _cut(key: str, info: TaskInfo) -> float | None:
+    """For region tasks, the value above which a channel of ``key`` is in its region (logits: 0)."""
+    if not info.regions or key not in (info.target_key, keys.PRED, keys.OUTPUT):
+        return None
+    return 0.0 if key == keys.OUTPUT else 0.5
+
+
+def _reduce(sample: torch.Tensor, is_label: bool, cut: float | None) -> np.ndarray:
+    """A sample as it is kept: an int16 label map, or the first channels as float32.
+
+    With ``cut`` (region tasks), the channels are overlapping regions: drawn by :func:`render.region_map`.
+    """
+    if is_label and cut is not None and sample.shape[0] > 1:
+        return render.region_map((sample > cut).cpu().numpy()).astype(np.int16)
     if is_label:
         return render.label_map(sample.float().cpu().numpy()).astype(np.int16)
     return sample[: render.MAX_CHANNELS].float().cpu().numpy()

@@ -133,6 +133,22 @@ def label_map(tensor: np.ndarray) -> np.ndarray:
     return values.astype(np.int64)
 
 
+def region_map(regions: np.ndarray) -> np.ndarray:
+    """Reduce overlapping 0/1 regions ``(C, *spatial)`` to a label map: region ``c`` is value ``c + 1``.
+
+    Larger regions are painted first, so a region nested in another (BraTS' enhancing tumour in
+    the tumour core in the whole tumour) stays visible over it.
+
+    >>> region_map(np.array([[[1, 1, 1]], [[0, 1, 0]]])).tolist()
+    [[1, 2, 1]]
+    """
+    on = np.asarray(regions) > 0
+    labels = np.zeros(on.shape[1:], dtype=np.int64)
+    for channel in np.argsort(-on.reshape(len(on), -1).sum(axis=1), kind="stable"):
+        labels[on[channel]] = channel + 1
+    return labels
+
+
 def overlay(background: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """Blend the colours of ``labels`` over the grey ``background`` (same spatial shape) where non-zero."""
     rgb = background.ndim == labels.ndim + 1

@@ -214,7 +214,7 @@ def _classification_figures(out: _Out, record: EpochRecord, info: TaskInfo) -> N
 def _case_table(out: _Out, record: EpochRecord, info: TaskInfo) -> None:
     if record.kind == SEGMENTATION and record.rows.get("dice"):
         dice = torch.cat(record.rows["dice"]).cpu().numpy()
-        names = info.names(dice.shape[1] + 1)[1:]
+        names = info.score_names(dice.shape[1])
         header = ["case", *(f"dice/{n}" for n in names), "mean"]
         score = _row_means(dice)
         cells = [[*(_fmt(v) for v in row), _fmt(s)] for row, s in zip(dice, score, strict=True)]
@@ -258,7 +258,7 @@ def _labels(names: list[str], row: np.ndarray) -> str:
 
 
 def _legend(out: _Out, info: TaskInfo) -> None:
-    names = info.label_names or [f"class{i}" for i in range(info.num_classes or 2)]
+    names = info.legend_names()
     lines = ["| value | class | colour (RGB) |", "| --- | --- | --- |"]
     lines += [f"| {v} | {n} | {render.palette_colour(v)} |" for v, n in enumerate(names)]
     out.text("legend", "Colours of label maps in every image.\n\n" + "\n".join(lines))

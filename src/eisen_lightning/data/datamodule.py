@@ -8,7 +8,9 @@ from typing import Any
 import pytorch_lightning as pl
 
 from eisen_lightning import keys
+from eisen_lightning.data.cache import cached_dataset, check_cache
 from eisen_lightning.data.collate import collate
+from eisen_lightning.data.slicing import check_slice_axis
 from eisen_lightning.data.splits import SPLIT_NAMES, load_splits, make_splits, save_splits
 from eisen_lightning.utils.logging import get_logger
 
@@ -51,9 +53,21 @@ class MedicalDataModule(pl.LightningDataModule):
         test_fraction: Share of labelled cases held out for the test stage.
         seed: Seed of the split shuffle.
         cache_rate: Share of cases whose deterministic transforms are cached in memory (0 to 1).
+        cache: Where the deterministic transforms' results are kept: ``memory`` (each process),
+            ``disk`` (``cache_dir``, computed once per node, reused by later runs) or ``none``.
+        cache_dir: Folder of the ``disk`` cache (entries are keyed by the transforms' settings).
         output_dir: Where ``splits.json`` is written (the run directory), or ``None``.
         splits_file: A ``splits.json`` to reuse (an earlier run's) instead of computing the splits.
+        slice_axis: ``None`` (whole images), or the axis (0, 1, 2) along which 3D volumes are sliced
+            to train a 2D net; only for subclasses with ``sliceable = True`` (see ``data/slicing.py``).
     """
+
+    #: Whether the subclass honours ``slice_axis``: its ``info.spatial_dims`` is then 2, its training
+    #: samples are 2D slices of its volumes, and its evaluation samples stay whole 3D volumes.
+    sliceable: bool = False
+    #: Whether each image file is a stack of 2D samples along its last axis, a case being one slice
+    #: (``slice_index``): ``eisen predict`` then predicts a whole file slice by slice into one volume.
+    slice_stacks: bool = False
 
     def __init__(
         self,
@@ -65,8 +79,11 @@ class MedicalDataModule(pl.LightningDataModule):
         test_fraction: float = 0.2,
         seed: int = 0,
         cache_rate: float = 1.0,
+        cache: str = "memory",
+        cache_dir: str | None = None,
         output_dir: str | None = None,
         splits_file: str | None = None,
+        slice_axis: int | None = None,
     ) -> None:
         super().__init__()
         _check_positive(batch_size=batch_size, val_batch_size=val_batch_size)
@@ -77,8 +94,16 @@ class MedicalDataModule(pl.LightningDataModule):
         self.batch_size, self.val_batch_size, self.num_workers = batch_size, val_batch_size, num_workers
         self.fold, self.num_folds, self.test_fraction, self.seed = fold, num_folds, test_fraction, seed
         self.cache_rate = cache_rate
+        check_cache(cache, cache_dir)
+        self.cache, self.cache_dir = cache, Path(cache_dir) if cache_dir else None
         self.output_dir = Path(output_dir) if output_dir else None
         self.splits_file = Path(splits_file) if splits_file else None
+        self.slice_axis = check_slice_axis(slice_axis)
+        if self.slice_axis is not None and not self.sliceable:
+            raise ValueError(
+                f"data.slice_axis={slice_axis}: {type(self).__name__} does not train on slices of 3D "
+                "volumes; set data.slice_axis=null"
+            )
         #: Check the listed files (existence, headers) while parsing the layout; ``eisen verify``
         #: turns this off because it reads every file itself and reports all problems together.
         self.check_files = True
@@ -109,6 +134,17 @@ class MedicalDataModule(pl.LightningDataModule):
     def case_stratum(self, case: dict[str, Any]) -> Any:
         """The class the splits keep in proportion (classification overrides it); ``None``: none."""
         return None
+
+    def verify_spec(self) -> Any:
+        """What ``eisen verify`` reads and checks in each case: a ``data.verify.VerifySpec``.
+
+        By default: ``image`` is an image file (or a list of channel files), ``label`` a label-map
+        file holding values in ``range(num_classes)``. Data sets whose labels are values or other
+        codes override it.
+        """
+        from eisen_lightning.data.verify import VerifySpec
+
+        return VerifySpec(label_values=range(self.info.num_classes))
 
     def predict_transforms(self) -> list:
         """Return the deterministic transforms for an image alone (no label), for prediction."""
@@ -178,17 +214,13 @@ class MedicalDataModule(pl.LightningDataModule):
         return self.trainer is None or self.trainer.is_global_zero
 
     def _dataset(self, split: str) -> Any:
-        from monai.data import CacheDataset
-        from monai.transforms import Compose
-
         wanted = set(self.splits[split])
         cases = [case for case in self.labelled_cases() if case[keys.CASE_ID] in wanted]
         steps = self.train_transforms() if split == "train" else self.eval_transforms()
-        return CacheDataset(
-            cases, Compose(steps), cache_rate=self.cache_rate, num_workers=None, progress=False
-        )
+        return cached_dataset(cases, steps, self.cache, self.cache_dir, self.cache_rate)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> Any:
+        from monai.data.utils import worker_init_fn
         from torch.utils.data import DataLoader
 
         if split not in self.datasets:
@@ -201,6 +233,10 @@ class MedicalDataModule(pl.LightningDataModule):
             sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate,
+            # each worker reseeds the random transforms' own generators from its torch seed (which
+            # Lightning's seed_everything makes reproducible); otherwise every worker starts from the
+            # same generator state and the workers draw the same crops
+            worker_init_fn=worker_init_fn if self.num_workers > 0 else None,
             persistent_workers=self.num_workers > 0,
             pin_memory=False,
         )

@@ -12,10 +12,12 @@ from eisen_lightning.data.pipelines import (
     normalization_for,
     random_transforms,
 )
+from eisen_lightning.data.slicing import check_patch_size, crop_size
 
 GET_DATA_HINT = (
     "Get it from http://medicaldecathlon.com ({task}.tar), extract it so that {root}/dataset.json exists, "
-    "or point paths.data_dir (environment variable EISEN_DATA_DIR) at the folder that holds {task}/."
+    "or point paths.data_dir (environment variable EISEN_DATA_DIR) at the folder that holds {task}/; "
+    "or let it be downloaded: data.download=true, or `eisen download decathlon {task}`."
 )
 
 
@@ -23,22 +25,27 @@ class DecathlonDataModule(MedicalDataModule):
     """A Decathlon task read from ``<data_dir>/<task>/dataset.json``, ``imagesTr/``, ``labelsTr/``.
 
     Multi-modal 4D images become channels; label names come from ``dataset.json``. Training takes
-    label-balanced random crops of ``patch_size``; validation and testing use whole volumes.
+    label-balanced random crops of ``patch_size``; validation and testing use whole volumes. With
+    ``slice_axis`` set, the crops are 2D slices of the volumes and ``patch_size`` is 2D.
 
     Args:
         data_dir: Folder holding the task folders (``paths.data_dir``).
         task: Task folder name, such as ``Task09_Spleen``.
         spacing: Target voxel spacing in mm, or ``None`` to keep each volume's own.
-        patch_size: Training crop size in voxels (also the sliding-window size).
+        patch_size: Training crop size in voxels (also the sliding-window size); 2 sizes with
+            ``slice_axis`` (the in-plane size of a slice).
         num_samples: Crops per volume per epoch.
         normalization: ``auto`` (CT window for CT, z-score otherwise), ``ct``, ``zscore`` or ``none``.
         ct_window: Hounsfield window ``[low, high]`` used by ``ct``.
+        download: Download a missing task (checksum-verified, once per node) in :meth:`prepare_data`.
         **kwargs: Split, loader and cache settings of :class:`MedicalDataModule`.
 
     >>> dm = DecathlonDataModule("data", "Task09_Spleen", patch_size=(96, 96, 96))
     >>> dm.root.as_posix()
     'data/Task09_Spleen'
     """
+
+    sliceable = True
 
     def __init__(
         self,
@@ -49,6 +56,7 @@ class DecathlonDataModule(MedicalDataModule):
         num_samples: int = 2,
         normalization: str = "auto",
         ct_window: Sequence[float] = (-175.0, 250.0),
+        download: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -56,17 +64,17 @@ class DecathlonDataModule(MedicalDataModule):
             raise ValueError(f"data.task must be a task folder name such as 'Task09_Spleen', got {task!r}")
         if len(patch_size) not in (2, 3) or min(patch_size) < 1:
             raise ValueError(f"data.patch_size must be 2 or 3 positive sizes, got {list(patch_size)}")
-        if spacing is not None and (len(spacing) != len(patch_size) or min(spacing) <= 0):
-            raise ValueError(
-                "data.spacing must be positive spacings in mm, one per data.patch_size axis, or null; "
-                f"got {list(spacing)} for patch_size {list(patch_size)}"
-            )
+        check_patch_size(patch_size, self.slice_axis)
+        #: Spatial dimensions of the images: the patch's, plus the slice axis when slicing volumes.
+        self.image_dims = len(patch_size) + (self.slice_axis is not None)
+        _check_spacing(spacing, patch_size, self.slice_axis)
         normalization_for([], normalization)  # validates the name
         self.root = Path(data_dir) / task
         self.saved_description: dict[str, Any] | None = None
         self.task = task
         self.spacing, self.patch_size = as_list(spacing), as_list(patch_size)
         self.num_samples, self.normalization, self.ct_window = num_samples, normalization, as_list(ct_window)
+        self.download = _checked_download(download, task)
 
     @classmethod
     def write_replica(cls, data_dir: str, task: str = "Task09_Spleen", **_: Any) -> Path:
@@ -82,10 +90,15 @@ class DecathlonDataModule(MedicalDataModule):
         _ = self.layout
 
     def fetch(self) -> None:
-        """Provide a missing task folder; this class cannot, so it explains where to get it.
+        """Provide a missing task folder: download it with ``download=true``, else explain where to get it.
 
-        Subclasses that can produce the data (a download, a synthetic replica) override this.
+        Subclasses that can produce the data (a synthetic replica) override this.
         """
+        if self.download:
+            from eisen_lightning.data.download import download_dataset
+
+            download_dataset("decathlon", self.root.parent, self.task)
+            return
         raise LayoutError(
             self.root, ["dataset.json not found"], GET_DATA_HINT.format(task=self.task, root=self.root)
         )
@@ -120,12 +133,12 @@ class DecathlonDataModule(MedicalDataModule):
             spacing=self.spacing,
             normalization=normalization,
             ct_window=self.ct_window,
-            spatial_dims=len(self.patch_size),
+            spatial_dims=self.image_dims,
         )
 
     @property
     def info(self) -> DatasetInfo:
-        """Channels from ``modality``, classes and names from ``labels``."""
+        """Channels from ``modality``, classes and names from ``labels``; the patch's dimensions."""
         layout = self.layout
         dims = len(self.patch_size)
         return DatasetInfo(len(layout.modalities), len(layout.label_names), list(layout.label_names), dims)
@@ -141,7 +154,7 @@ class DecathlonDataModule(MedicalDataModule):
     def train_transforms(self) -> list:
         """Deterministic prefix (padded to a patch, class indices precomputed), then random crops."""
         return self._deterministic(pad=True) + random_transforms(
-            self.patch_size, self.info.num_classes, self.num_samples
+            self.patch_size, self.info.num_classes, self.num_samples, self.slice_axis
         )
 
     def eval_transforms(self) -> list:
@@ -156,6 +169,40 @@ class DecathlonDataModule(MedicalDataModule):
             normalization=normalization,
             ct_window=self.ct_window,
             num_classes=self.info.num_classes if pad else None,
-            patch_size=self.patch_size if pad else None,
-            spatial_dims=len(self.patch_size),
+            patch_size=crop_size(self.patch_size, self.slice_axis) if pad else None,
+            spatial_dims=self.image_dims,
         )
+
+
+def _check_spacing(
+    spacing: Sequence[float] | None, patch_size: Sequence[int], slice_axis: int | None
+) -> None:
+    """One positive spacing per image axis: the patch's axes, plus the slice axis when slicing."""
+    dims = len(patch_size) + (slice_axis is not None)
+    if spacing is None or (len(spacing) == dims and min(spacing) > 0):
+        return
+    if min(spacing) <= 0:
+        reason = "every spacing must be above 0"
+    elif slice_axis is not None:
+        reason = (
+            f"data.slice_axis={slice_axis} slices 3D volumes, so it needs 3 spacings (one per volume axis)"
+        )
+    elif len(spacing) == 3 and dims == 2:
+        reason = (
+            f"data.patch_size {list(patch_size)} is 2D; to train a 2D net on slices of 3D volumes set "
+            "data.slice_axis=0|1|2, else give 3 patch sizes"
+        )
+    else:
+        reason = f"it needs one per data.patch_size axis ({dims})"
+    raise ValueError(f"data.spacing must be positive spacings in mm or null, got {list(spacing)}: {reason}")
+
+
+def _checked_download(download: bool, task: str) -> bool:
+    from eisen_lightning.data.sources import DECATHLON_MD5
+
+    if download and task not in DECATHLON_MD5:
+        raise ValueError(
+            f"data.download=true needs data.task to be one of the ten Decathlon tasks {list(DECATHLON_MD5)}; "
+            f"got {task!r} (set data.download=false for a task of your own)"
+        )
+    return bool(download)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from eisen_lightning.data.decathlon import DecathlonDataModule
+from eisen_lightning.data.slicing import check_patch_size
 from eisen_lightning.data.synthetic import DEMO_SHAPE, write_demo_task
 from eisen_lightning.utils.logging import get_logger
 
@@ -22,7 +23,8 @@ class DemoDataModule(DecathlonDataModule):
         task: Name of the task folder.
         num_training: Labelled cases to generate.
         num_test: Unlabelled cases to generate.
-        shape: Image size in voxels: three sizes, or two for a 2D task (use a 2D ``patch_size``).
+        shape: Image size in voxels: three sizes, or two for a 2D task (use a 2D ``patch_size``,
+            which is also the size of the slices of a 3D task with ``slice_axis`` set).
         **kwargs: Settings of :class:`DecathlonDataModule`.
     """
 
@@ -35,11 +37,13 @@ class DemoDataModule(DecathlonDataModule):
         shape: Sequence[int] = DEMO_SHAPE,
         **kwargs: Any,
     ) -> None:
-        super().__init__(data_dir=data_dir, task=task, **kwargs)
-        if len(shape) != len(self.patch_size):
+        if kwargs.get("slice_axis") is not None and len(shape) != 3:
             raise ValueError(
-                f"data.shape {list(shape)} and data.patch_size {self.patch_size} must have as many sizes"
+                f"data.slice_axis={kwargs['slice_axis']} slices 3D volumes, but data.shape {list(shape)} "
+                "is 2D; set data.slice_axis=null"
             )
+        super().__init__(data_dir=data_dir, task=task, **kwargs)
+        check_patch_size(self.patch_size, self.slice_axis, image_dims=len(shape))
         if num_training < 2 or num_test < 0:
             raise ValueError(
                 f"data.num_training must be >= 2 and data.num_test >= 0, got {num_training}, {num_test}"

@@ -97,28 +97,36 @@ def _window(ct_window: Sequence[float]) -> tuple[float, float]:
     return float(ct_window[0]), float(ct_window[1])
 
 
-def random_transforms(patch_size: Sequence[int], num_classes: int, num_samples: int) -> list:
+def random_transforms(
+    patch_size: Sequence[int], num_classes: int, num_samples: int, slice_axis: int | None = None
+) -> list:
     """Label-balanced random crops of ``patch_size``, then flips on every axis and in-plane rotations.
 
     Args:
-        patch_size: Crop size in voxels.
+        patch_size: Crop size in voxels (the in-plane size of a slice when ``slice_axis`` is set).
         num_classes: Number of classes (background included); crops are centred on each class
             with equal probability.
         num_samples: Crops taken from each volume per epoch.
+        slice_axis: When set, the crops are 2D slices of the 3D volumes along this axis
+            (see :mod:`eisen_lightning.data.slicing`); flips and rotations then act in the slice.
     """
     from monai import transforms as mt
 
+    from eisen_lightning.data.slicing import crop_size, squeeze_slice_axis
+
     both = [keys.IMAGE, keys.LABEL]
+    crop = mt.RandCropByLabelClassesd(
+        both,
+        label_key=keys.LABEL,
+        spatial_size=crop_size(patch_size, slice_axis),
+        num_classes=num_classes,
+        num_samples=num_samples,
+        indices_key=CLASS_INDICES,
+        warn=False,
+    )
     return [
-        mt.RandCropByLabelClassesd(
-            both,
-            label_key=keys.LABEL,
-            spatial_size=list(patch_size),
-            num_classes=num_classes,
-            num_samples=num_samples,
-            indices_key=CLASS_INDICES,
-            warn=False,
-        ),
+        crop,
+        *squeeze_slice_axis(both, slice_axis),
         mt.DeleteItemsd(CLASS_INDICES),
         *[mt.RandFlipd(both, prob=0.5, spatial_axis=axis) for axis in range(len(patch_size))],
         mt.RandRotate90d(both, prob=0.5, max_k=3, spatial_axes=(0, 1)),

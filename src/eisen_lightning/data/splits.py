@@ -116,14 +116,26 @@ def _take(units: list[list[str]], count: int) -> tuple[list[list[str]], list[lis
 
 
 def _deal(units: list[list[str]], num_folds: int) -> list[list[str]]:
-    """Cut units into folds in order; single cases give contiguous folds whose sizes differ by one."""
+    """Cut units into contiguous folds of (nearly) equal case counts, keeping their order.
+
+    Contiguous cuts of the stratified order keep every class in proportion in every fold; single
+    cases give folds whose sizes differ by at most one.
+    """
     if all(len(u) == 1 for u in units):
         cuts = np.array_split(np.arange(len(units)), num_folds)
         return [[units[i][0] for i in cut] for cut in cuts]
+    total = sum(len(u) for u in units)
     folds: list[list[str]] = [[] for _ in range(num_folds)]
+    done = 0
     for unit in units:
-        smallest = min(range(num_folds), key=lambda k: (len(folds[k]), k))
-        folds[smallest].extend(unit)
+        middle = done + len(unit) / 2
+        folds[min(num_folds - 1, int(middle * num_folds / total))].extend(unit)
+        done += len(unit)
+    if all(folds):
+        return folds
+    folds = [[] for _ in range(num_folds)]  # a few large groups: fill the smallest fold first
+    for unit in units:
+        folds[min(range(num_folds), key=lambda k: (len(folds[k]), k))].extend(unit)
     return folds
 
 

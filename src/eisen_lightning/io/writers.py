@@ -207,8 +207,12 @@ def save(
     writer.set_data_array(
         array.detach().cpu().as_tensor() if is_meta else array.detach().cpu(), channel_dim=channel
     )
+    if not resample:  # the same grid: MONAI skips the resampling when affine and shape agree
+        target_affine, target_shape = current_affine, tuple(spatial)
+    # MONAI's writers fail on 2D arrays without an output shape (``None >= 0`` in its resampler),
+    # so the shape is always given; an unchanged grid is then returned as it is, not interpolated.
     meta = {"affine": current_affine, "original_affine": target_affine, "spatial_shape": target_shape}
-    writer.set_metadata(meta, resample=resample, mode=interpolation)
+    writer.set_metadata(meta, resample=True, mode=interpolation)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     writer.write(path)
     return path

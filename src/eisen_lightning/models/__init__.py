@@ -12,10 +12,12 @@ from eisen_lightning.models.constraints import (
     size_constraint,
     spatial_dims_of,
 )
+from eisen_lightning.models.fusion import FusionNet
 from eisen_lightning.models.highresnet import HighResNet
 from eisen_lightning.models.obelisk import Obelisk
 
 __all__ = [
+    "FusionNet",
     "HighResNet",
     "Obelisk",
     "SizeConstraint",

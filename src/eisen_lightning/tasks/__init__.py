@@ -2,6 +2,7 @@
 
 from eisen_lightning.tasks.base import BaseTask
 from eisen_lightning.tasks.classification import ClassificationTask
+from eisen_lightning.tasks.regression import RegressionTask
 from eisen_lightning.tasks.segmentation import SegmentationTask
 
-__all__ = ["BaseTask", "ClassificationTask", "SegmentationTask"]
+__all__ = ["BaseTask", "ClassificationTask", "RegressionTask", "SegmentationTask"]

@@ -11,24 +11,33 @@ from eisen_lightning.tasks.base import BaseTask, class_names
 
 
 class SegmentationTask(BaseTask):
-    """Segmentation of 2D or 3D images into ``num_classes`` labels (background included).
+    """Segmentation of 2D or 3D images into labels, or into overlapping regions (``multilabel``).
 
     Training sees patches; validation, testing and prediction run the ``inferer`` (MONAI's
     sliding window by default) over whole volumes. Metrics accumulate over the whole epoch
     (every case counts once, whatever the batch size) and are logged as ``val/dice`` (mean over
     foreground classes), ``val/dice/<label name>`` and ``val/dice_best``.
 
+    In multi-label mode (BraTS' tumour core / whole tumour / enhancing tumour) each output channel
+    is one region: the prediction is ``sigmoid(logits) > threshold`` per channel, the target a
+    ``(B, num_classes, ...)`` 0/1 map, metrics take both in one-hot format, and every channel is a
+    region (no background): use a sigmoid loss (``loss=dice_sigmoid``) and ``task=segmentation_regions``.
+
     Args:
         net: Network returning ``num_classes`` logit channels.
-        loss: Loss taking ``(logits, label)`` with label of shape ``(B, 1, ...)``.
+        loss: Loss taking ``(logits, label)`` with label of shape ``(B, 1, ...)`` (``(B, num_classes, ...)``
+            in multi-label mode).
         optimizer: Optimizer partial.
-        num_classes: Number of classes, background included.
-        label_names: One name per class, background first; default ``class0, class1, ...``.
+        num_classes: Number of classes, background included (of regions in multi-label mode).
+        label_names: One name per class, background first (per region in multi-label mode);
+            default ``class0, class1, ...``.
         metrics: Mapping ``name -> partial`` building a torchmetrics metric for ``num_classes``
             over label maps (such as ``DiceScore``); per-class results are logged per class.
         inferer: Callable ``inferer(inputs, network)`` for whole volumes, or ``None`` for a plain forward.
         best_metric: Metric whose best epoch value is logged as ``val/<name>_best``.
         best_mode: ``max`` or ``min``.
+        multilabel: One sigmoid per channel (overlapping regions) instead of a softmax over classes.
+        threshold: Probability above which a voxel is in a region (multi-label mode), in ``(0, 1)``.
         **kwargs: ``scheduler``, ``scheduler_interval``, ``input_keys``, ``target_key`` of :class:`BaseTask`.
 
     >>> from monai.networks.nets import UNet
@@ -55,9 +64,15 @@ class SegmentationTask(BaseTask):
         inferer: Callable[..., torch.Tensor] | None = None,
         best_metric: str | None = keys.DICE,
         best_mode: str = "max",
+        multilabel: bool = False,
+        threshold: float = 0.5,
         **kwargs: Any,
     ) -> None:
-        names = class_names(num_classes, label_names)
+        if not isinstance(multilabel, bool):
+            raise TypeError(f"task.multilabel must be true or false, got {multilabel!r}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"task.threshold must be in (0, 1), got {threshold!r}")
+        names = class_names(num_classes, label_names, minimum=1 if multilabel else 2)
         super().__init__(
             net,
             loss,
@@ -70,6 +85,7 @@ class SegmentationTask(BaseTask):
             **kwargs,
         )
         self.num_classes, self.label_names, self.inferer = num_classes, names, inferer
+        self.multilabel, self.threshold = multilabel, threshold
         self.save_hyperparameters(
             {
                 "num_classes": num_classes,
@@ -78,6 +94,8 @@ class SegmentationTask(BaseTask):
                 "target_key": self.target_key,
                 "best_metric": best_metric,
                 "best_mode": best_mode,
+                "multilabel": multilabel,
+                "threshold": threshold,
             }
         )
 
@@ -95,11 +113,23 @@ class SegmentationTask(BaseTask):
         return {keys.LOSS: self.compute_loss(output, batch[self.target_key]), keys.OUTPUT: output}
 
     def postprocess(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The label map: argmax over the class channel, shape ``(B, 1, ...)``."""
+        """The label map: argmax over the class channel, shape ``(B, 1, ...)``.
+
+        In multi-label mode: the region probabilities (``prob``) and the thresholded 0/1 regions
+        (``pred``), both ``(B, num_classes, ...)``.
+        """
+        if self.multilabel:
+            prob = output.sigmoid()
+            return {keys.PROB: prob, keys.PRED: (prob > self.threshold).long()}
         return {keys.PRED: output.argmax(dim=1, keepdim=True)}
 
     def metric_inputs(self, result: Mapping[str, Any], batch: Mapping[str, Any]) -> tuple[torch.Tensor, ...]:
-        """Predicted and true label maps without the channel axis, as torchmetrics' ``index`` format."""
+        """Predicted and true label maps without the channel axis, as torchmetrics' ``index`` format.
+
+        In multi-label mode: the ``(B, num_classes, ...)`` 0/1 maps as they are (``one-hot`` format).
+        """
+        if self.multilabel:
+            return result[keys.PRED], batch[self.target_key].long()
         return result[keys.PRED][:, 0], batch[self.target_key][:, 0].long()
 
     def predict_step(
