@@ -32,7 +32,7 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
         assert cfg.paths.output_dir == str(tmp_path / "run")
         return
     node = cfg[group]
-    if group in ("callbacks", "logger"):
+    if group in ("callbacks", "logger", "transforms"):
         objects = [instantiate(entry) for entry in (node or {}).values()]
         assert all(obj is not None for obj in objects)
         return

@@ -27,6 +27,9 @@ def test_notebooks_exist():
         "02_your_own_data.ipynb",
         "03_subclass_a_task.ipynb",
         "04_tensorboard_summaries.ipynb",
+        "05_sweeps.ipynb",
+        "06_export_predict_serve.ipynb",
+        "07_builder.ipynb",
     }
     assert expected <= names, f"missing notebooks: {sorted(expected - names)}"
 

@@ -173,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The process exit status.
+
+    >>> main(["--help"])  # doctest: +ELLIPSIS
+    usage: eisen VERB [HYDRA OVERRIDES ...]
+    ...
+    0
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):

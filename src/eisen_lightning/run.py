@@ -102,7 +102,7 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     pl.seed_everything(cfg.get("seed", 0), workers=True)
     if cfg.trainer.get("deterministic"):
         _seed_transforms(cfg.get("seed", 0))
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, **_augmentations(cfg))
     datamodule.prepare_data()
     with open_dict(cfg):
         cfg.dataset = datamodule.info.as_dict()
@@ -119,6 +119,22 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
         callbacks = _without_logger_callbacks(callbacks)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **_checkpoint_io(cfg))
     return datamodule, task, trainer
+
+
+def _augmentations(cfg: DictConfig) -> dict[str, Any]:
+    """``{"augmentations": ...}``: the ``transforms`` group (``transforms=[a,b]``) instantiated in order.
+
+    Empty without the group, so the data config's own ``augmentations`` (if any) is kept.
+    """
+    from hydra.utils import instantiate
+
+    from eisen_lightning.data.datamodule import check_augmentations
+
+    chosen = cfg.get("transforms")
+    if not chosen:
+        return {}
+    built = {str(k): instantiate(v) for k, v in chosen.items() if v is not None}
+    return {"augmentations": check_augmentations(built)}
 
 
 def _checkpoint_io(cfg: DictConfig) -> dict[str, Any]:

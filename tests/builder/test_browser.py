@@ -118,3 +118,62 @@ def test_build_validate_fix_save_import_and_dry_run(page, builder):
     expect(page.locator("#run-state")).to_have_text("finished (exit 0)", timeout=180_000)
     expect(page.locator("#metrics")).to_contain_text("val/dice")
     expect(page.locator("#log")).to_contain_text("training finished")
+
+
+def _transform_order(page):
+    return page.locator('.slot[data-group="transforms"] ol.ordered .node').evaluate_all(
+        "nodes => nodes.map((n) => n.dataset.key.split(':')[1])"
+    )
+
+
+def test_transforms_are_added_reordered_saved_and_imported_in_order(page, builder):
+    from playwright.sync_api import expect
+
+    for component in ("data/demo", "net/unet3d_small", "task/segmentation", "loss/dice_ce"):
+        page.click(f'#palette .item[data-id="{component}"] button')
+    _drag(page, "transforms/rand_affine")
+    page.click('#palette .item[data-id="transforms/rand_gaussian_noise"] button')
+    page.click('#palette .item[data-id="transforms/rand_bias_field"] button')
+    assert _transform_order(page) == ["rand_affine", "rand_gaussian_noise", "rand_bias_field"]
+    expect(page.locator('.node[data-key="transforms:rand_affine"] button.up')).to_be_disabled()
+
+    page.drag_and_drop(
+        '.node[data-key="transforms:rand_bias_field"]', '.node[data-key="transforms:rand_affine"]'
+    )
+    assert _transform_order(page) == ["rand_bias_field", "rand_affine", "rand_gaussian_noise"]
+    page.click('.node[data-key="transforms:rand_affine"] button.down')
+    expect(page.locator("#status")).to_contain_text("rand_affine moved to position 3 of 3")
+    assert _transform_order(page) == ["rand_bias_field", "rand_gaussian_noise", "rand_affine"]
+    page.focus('.node[data-key="transforms:rand_gaussian_noise"]')
+    page.keyboard.press("Alt+ArrowUp")
+    assert _transform_order(page) == ["rand_gaussian_noise", "rand_bias_field", "rand_affine"]
+    page.click('.node[data-key="transforms:rand_bias_field"] .remove')
+    page.click('.node[data-key="transforms:rand_affine"] button.up')
+    assert _transform_order(page) == ["rand_affine", "rand_gaussian_noise"]
+
+    page.fill("#name", "browser_augmented")
+    page.click("#validate")
+    expect(page.locator("#status")).to_have_text("valid")
+    expect(page.locator("#yaml")).to_contain_text("override /transforms: [rand_affine, rand_gaussian_noise]")
+    page.click("#save")
+    expect(page.locator("#status")).to_contain_text("saved")
+    saved = (builder.config_dir / "experiment" / "browser_augmented.yaml").read_text()
+    assert "  - override /transforms: [rand_affine, rand_gaussian_noise]\n" in saved
+
+    page.click("#new")
+    assert _transform_order(page) == []
+    expect(page.locator('#import-select option[value="browser_augmented"]')).to_have_count(1)
+    page.select_option("#import-select", "browser_augmented")
+    page.click("#import")
+    expect(page.locator('.node[data-key="transforms:rand_affine"]')).to_be_visible()
+    assert _transform_order(page) == ["rand_affine", "rand_gaussian_noise"]
+
+    for key in ("task", "loss", "net"):
+        page.click(f'.node[data-key="{key}"] .remove')
+    page.click('#palette .item[data-id="task/classification"] button')
+    expect(page.locator("#status")).to_contain_text("transform rand_affine is a spatial augmentation")
+    page.click('.node[data-key="transforms:rand_affine"] .remove')
+    page.click('#palette .item[data-id="task/classification"] button')
+    page.click('#palette .item[data-id="transforms/rand_elastic_3d"] button')
+    expect(page.locator("#status")).to_contain_text("transform rand_elastic_3d is a spatial augmentation")
+    assert _transform_order(page) == ["rand_gaussian_noise"]

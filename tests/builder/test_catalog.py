@@ -69,3 +69,18 @@ def test_tags_and_metrics(palette):
 def test_callbacks_are_offered(palette, name):
     component = palette.component("callbacks", name)
     assert component is not None and component["fields"]
+
+
+def test_transforms_are_offered_in_order_with_their_kind(palette):
+    group = palette.group("transforms")
+    assert group["title"] == "Transforms (training augmentations, in order)"
+    assert group["multiple"] and not group["required"] and group["default"] == []
+    affine = palette.component("transforms", "rand_affine")
+    assert affine["tags"] == {"augments": "spatial", "dims": "any"}
+    assert palette.component("transforms", "rand_elastic_3d")["tags"]["dims"] == "3d"
+    assert palette.component("transforms", "rand_gaussian_noise")["tags"]["augments"] == "intensity"
+    fields = {f["name"]: f for f in affine["fields"]}
+    assert fields["rand_affine.prob"]["default"] == 0.3 and "rand_affine.mode" in fields
+    assert not affine["doc"].startswith("augments") and "RandAffined" in affine["doc"]
+    assert "monai.transforms.RandAffined" in palette.targets
+    assert palette.to_json()["transform_fits"]["classification"] == ["intensity"]

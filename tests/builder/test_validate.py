@@ -138,3 +138,44 @@ def test_user_config_dir_options_join_the_palette(tmp_path):
     (tmp_path / "net" / "unet3d.yaml").rename(tmp_path / "net" / "my_unet.yaml")
     palette = build_palette([tmp_path])
     assert palette.component("net", "my_unet")["target"] == "monai.networks.nets.UNet"
+
+
+def _with_transforms(body, *options, params=None):
+    body["nodes"] += [
+        {"group": "transforms", "option": o, "params": (params or {}).get(o, {})} for o in options
+    ]
+    return body
+
+
+@pytest.mark.parametrize(
+    "order", [["rand_gaussian_noise", "rand_affine"], ["rand_affine", "rand_gaussian_noise"]]
+)
+def test_transforms_keep_their_order_from_spec_to_file_and_back(palette, order, tmp_path):
+    params = {"rand_affine": {"rand_affine.prob": 0.5}}
+    body = _with_transforms(demo_spec(palette, "augmented"), *order, params=params)
+    result = _check(palette, body)
+    assert result.ok, result.errors
+    assert f"  - override /transforms: [{', '.join(order)}]\n" in result.text
+    assert OmegaConf.create(result.text).transforms == {"rand_affine": {"prob": 0.5}}
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "augmented.yaml").write_text(result.text)
+    composed = _composed([tmp_path], "augmented")
+    assert list(composed["transforms"]) == order
+    assert composed["transforms"]["rand_affine"]["prob"] == 0.5
+    again = spec.from_experiment("augmented", palette, [tmp_path])
+    transforms = [n for n in again["nodes"] if n["group"] == "transforms"]
+    assert [n["option"] for n in transforms] == order
+    assert next(n for n in transforms if n["option"] == "rand_affine")["params"]["rand_affine.prob"] == 0.5
+
+
+def test_spatial_transforms_need_a_segmentation_task(palette):
+    body = spec.from_experiment("ucsd_covid", palette, [])
+    body["name"] = "covid_augmented"
+    result = _check(palette, _with_transforms(copy.deepcopy(body), "rand_gaussian_noise", "rand_affine"))
+    assert _errors(result) == {("transforms", "rand_affine")}, result.errors
+    assert "spatial augmentation" in result.errors[0]["msg"] and "classification" in result.errors[0]["msg"]
+    result = _check(palette, _with_transforms(copy.deepcopy(body), "rand_gaussian_noise", "rand_bias_field"))
+    assert result.ok, result.errors
+    assert "  - override /transforms: [rand_gaussian_noise, rand_bias_field]\n" in result.text
+    segmentation = _with_transforms(demo_spec(palette, "seg"), "rand_elastic_3d", "rand_affine")
+    assert _check(palette, segmentation).ok

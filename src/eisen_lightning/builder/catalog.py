@@ -25,6 +25,7 @@ GROUP_META: dict[str, tuple[str, str, bool, bool]] = {
     "optimizer": ("Optimizers", "setting", False, True),
     "scheduler": ("Schedulers", "setting", False, False),
     "trainer": ("Trainer, strategy and precision", "setting", False, True),
+    "transforms": ("Transforms (training augmentations, in order)", "transforms", True, False),
     "callbacks": ("Callbacks (summaries, ONNX export...)", "setting", True, False),
     "logger": ("Loggers", "setting", False, False),
     "paths": ("Paths", "setting", False, True),
@@ -37,6 +38,13 @@ TASK_FITS: dict[str, dict[str, list[str]]] = {
     "segmentation": {"loss": ["segmentation", "multilabel"], "net": ["segmentation"]},
     "classification": {"loss": ["classification", "multilabel"], "net": ["classification"]},
     "regression": {"loss": ["regression"], "net": ["classification"]},
+}
+#: the ``# augments:`` tag of transforms each task kind accepts: spatial ones move the label with the
+#: image, so they need a label map (segmentation); intensity ones touch the image only
+TRANSFORM_FITS: dict[str, list[str]] = {
+    "segmentation": ["intensity", "spatial"],
+    "classification": ["intensity"],
+    "regression": ["intensity"],
 }
 RUN_GROUP = "run"
 _JSONABLE = (str, int, float, bool, type(None))
@@ -68,7 +76,13 @@ class Palette:
 
     def to_json(self) -> dict[str, Any]:
         """What the page receives."""
-        return {"groups": self.groups, "metrics": self.metrics, "run": self.run, "task_fits": TASK_FITS}
+        return {
+            "groups": self.groups,
+            "metrics": self.metrics,
+            "run": self.run,
+            "task_fits": TASK_FITS,
+            "transform_fits": TRANSFORM_FITS,
+        }
 
 
 def build_palette(config_dirs: list[Path]) -> Palette:
@@ -154,14 +168,14 @@ def _component(group: str, option: str, config: dict, is_global: bool, text: str
     comments = [
         line[1:].strip() for line in text.splitlines() if line.startswith("#") and "@package" not in line
     ]
-    tags = dict(re.findall(r"^# (input|output): (\w+)", text, re.M))
+    tags = dict(re.findall(r"^# (input|output|augments|dims): (\w+)", text, re.M))
     node = {} if is_global else {k: v for k, v in config.items() if not (group == "task" and k == "metrics")}
     target = node.get("_target_")
     return {
         "id": f"{group}/{option}",
         "group": group,
         "option": option,
-        "doc": " ".join(c for c in comments if not re.match(r"(input|output): ", c))[:600],
+        "doc": " ".join(c for c in comments if not re.match(r"(input|output|augments|dims): ", c))[:600],
         "target": target,
         "tags": tags,
         "kind": _task_kind(target) if group == "task" else None,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from eisen_lightning.builder import compose
-from eisen_lightning.builder.catalog import RUN_GROUP, TASK_FITS, Palette
+from eisen_lightning.builder.catalog import RUN_GROUP, TASK_FITS, TRANSFORM_FITS, Palette
 from eisen_lightning.builder.fields import RESERVED_KEYS, check_value, coerce, signature_of
 from eisen_lightning.builder.spec import NAME_PATTERN, render
 
@@ -123,6 +123,16 @@ def _check_fits(seen: dict[str, list[dict[str, Any]]], palette: Palette, result:
         if have and have not in allowed:
             fix = f"choose a {group} for {allowed}"
             result.add(group, "", f"{group} {node['option']} is for {have} but the task is {kind}: {fix}")
+    for node in seen.get("transforms", []) if kind in TRANSFORM_FITS else []:
+        have = palette.component("transforms", node["option"])["tags"].get("augments")
+        if have and have not in TRANSFORM_FITS[kind]:
+            result.add(
+                "transforms",
+                node["option"],
+                f"transform {node['option']} is a {have} augmentation (it moves the label with the image) "
+                f"but the task is {kind}, whose label is not an image: remove it or choose a "
+                f"{' or '.join(TRANSFORM_FITS[kind])} one",
+            )
 
 
 def _check_metrics(spec: dict[str, Any], seen: dict[str, Any], palette: Palette, result: Result) -> None:

@@ -1,6 +1,6 @@
 """MedicalDataModule: splits, caching, loaders and collate, shared by every data set."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ class DatasetInfo:
         num_classes: Output classes, background included.
         label_names: One name per class, background first.
         spatial_dims: 2 or 3.
+
+    >>> DatasetInfo(in_channels=1, num_classes=3, label_names=["background", "organ", "lesion"]).as_dict()
+    {'in_channels': 1, 'num_classes': 3, 'label_names': ['background', 'organ', 'lesion'], 'spatial_dims': 3}
     """
 
     in_channels: int
@@ -60,6 +63,35 @@ class MedicalDataModule(pl.LightningDataModule):
         splits_file: A ``splits.json`` to reuse (an earlier run's) instead of computing the splits.
         slice_axis: ``None`` (whole images), or the axis (0, 1, 2) along which 3D volumes are sliced
             to train a 2D net; only for subclasses with ``sliceable = True`` (see ``data/slicing.py``).
+        augmentations: Extra MONAI dictionary transforms (``MapTransform``) run, in order, after the
+            data set's own training transforms, on the training split only (on the 2D slices when
+            ``slice_axis`` is set): a mapping ``name -> transform`` (the ``transforms`` config
+            group) or a list.
+
+    A minimal subclass, on cases held in memory:
+
+    >>> import torch
+    >>> from monai.transforms import EnsureTyped
+    >>> class Blobs(MedicalDataModule):
+    ...     info = DatasetInfo(in_channels=1, num_classes=2, label_names=["background", "blob"])
+    ...
+    ...     def labelled_cases(self):
+    ...         shape = (1, 8, 8, 8)
+    ...         return [
+    ...             {"case_id": f"blob_{i}", "image": torch.rand(shape), "label": torch.zeros(shape)}
+    ...             for i in range(10)
+    ...         ]
+    ...
+    ...     def train_transforms(self):
+    ...         return [EnsureTyped(keys=["image", "label"])]
+    ...
+    ...     eval_transforms = train_transforms
+    >>> data = Blobs(batch_size=2, num_folds=4, test_fraction=0.2, cache="none")
+    >>> data.setup("fit")
+    >>> {split: len(ids) for split, ids in data.splits.items()}
+    {'train': 6, 'val': 2, 'test': 2}
+    >>> next(iter(data.train_dataloader()))["image"].shape
+    torch.Size([2, 1, 8, 8, 8])
     """
 
     #: Whether the subclass honours ``slice_axis``: its ``info.spatial_dims`` is then 2, its training
@@ -84,6 +116,7 @@ class MedicalDataModule(pl.LightningDataModule):
         output_dir: str | None = None,
         splits_file: str | None = None,
         slice_axis: int | None = None,
+        augmentations: Mapping[str, Any] | Sequence[Any] | None = None,
     ) -> None:
         super().__init__()
         _check_positive(batch_size=batch_size, val_batch_size=val_batch_size)
@@ -104,6 +137,7 @@ class MedicalDataModule(pl.LightningDataModule):
                 f"data.slice_axis={slice_axis}: {type(self).__name__} does not train on slices of 3D "
                 "volumes; set data.slice_axis=null"
             )
+        self.augmentations = check_augmentations(augmentations)
         #: Check the listed files (existence, headers) while parsing the layout; ``eisen verify``
         #: turns this off because it reads every file itself and reports all problems together.
         self.check_files = True
@@ -216,7 +250,11 @@ class MedicalDataModule(pl.LightningDataModule):
     def _dataset(self, split: str) -> Any:
         wanted = set(self.splits[split])
         cases = [case for case in self.labelled_cases() if case[keys.CASE_ID] in wanted]
-        steps = self.train_transforms() if split == "train" else self.eval_transforms()
+        if split == "train":
+            check_augmentation_keys(self.augmentations, self.verify_spec(), type(self).__name__)
+            steps = [*self.train_transforms(), *self.augmentations.values()]
+        else:
+            steps = self.eval_transforms()
         return cached_dataset(cases, steps, self.cache, self.cache_dir, self.cache_rate)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> Any:
@@ -256,6 +294,62 @@ def _unpadded_distributed_sampler(dataset: Any) -> Any:
     from monai.data import DistributedSampler
 
     return DistributedSampler(dataset, even_divisible=False, shuffle=False)
+
+
+def check_augmentations(augmentations: Mapping[str, Any] | Sequence[Any] | None) -> dict[str, Any]:
+    """Return ``augmentations`` as an ordered ``name -> transform`` dict of MONAI ``MapTransform``s.
+
+    Args:
+        augmentations: A mapping (the ``transforms`` config group, in its order), a list (entries
+            named by their position) or ``None``. ``None`` entries (a removed option) are skipped.
+
+    Raises:
+        TypeError: Naming the entry that is not a MONAI dictionary transform, and the fix.
+    """
+    from monai.transforms import MapTransform
+
+    if augmentations is None:
+        return {}
+    if isinstance(augmentations, Mapping):
+        named = {str(k): v for k, v in augmentations.items()}
+    elif isinstance(augmentations, Sequence) and not isinstance(augmentations, str):
+        named = {str(i): v for i, v in enumerate(augmentations)}
+    else:
+        raise TypeError(
+            "data.augmentations must be a mapping name -> transform or a list, "
+            f"got {type(augmentations).__name__}"
+        )
+    for name, transform in named.items():
+        if transform is not None and not isinstance(transform, MapTransform):
+            kind = f"{type(transform).__module__}.{type(transform).__qualname__}"
+            raise TypeError(
+                f"transforms.{name}: got {kind}, which is not a MONAI dictionary transform (MapTransform); "
+                "the transforms group takes transforms of sample dicts with `keys`, such as "
+                "monai.transforms.RandGaussianNoised (the name ending in 'd')"
+            )
+    return {name: t for name, t in named.items() if t is not None}
+
+
+def check_augmentation_keys(augmentations: Mapping[str, Any], spec: Any, data_name: str) -> None:
+    """Refuse augmentations of sample keys that are not images (a classification label is a class).
+
+    Args:
+        augmentations: ``name -> MapTransform``.
+        spec: The data set's ``VerifySpec``: its image keys and, for label maps, its label key.
+        data_name: The DataModule's class name, for the message.
+
+    Raises:
+        ValueError: Naming the augmentation, the key and the keys that are images.
+    """
+    images = [*spec.image_keys, *([spec.label_key] if spec.label_key else [])]
+    for name, transform in augmentations.items():
+        other = [str(k) for k in transform.keys if k not in images]
+        if other:
+            raise ValueError(
+                f"transforms.{name} transforms keys {other}, which are not images in the samples of "
+                f"{data_name} (its images: {images}; a class label is not an image): spatial "
+                "augmentations are for segmentation data sets; choose intensity ones (keys: [image])"
+            )
 
 
 def _check_positive(**values: int) -> None:

@@ -26,6 +26,17 @@ class DemoDataModule(DecathlonDataModule):
         shape: Image size in voxels: three sizes, or two for a 2D task (use a 2D ``patch_size``,
             which is also the size of the slices of a 3D task with ``slice_axis`` set).
         **kwargs: Settings of :class:`DecathlonDataModule`.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     size = (16, 16, 8)
+    ...     data = DemoDataModule(folder, num_training=4, num_test=1, shape=size, patch_size=size)
+    ...     data.prepare_data()  # writes the synthetic task once, then checks its layout
+    ...     cases = data.labelled_cases()
+    >>> data.info
+    DatasetInfo(in_channels=1, num_classes=3, label_names=['background', 'organ', 'lesion'], spatial_dims=3)
+    >>> [case["case_id"] for case in cases]
+    ['demo_0', 'demo_1', 'demo_2', 'demo_3']
     """
 
     def __init__(

@@ -102,6 +102,15 @@ def check_parity(
 
     Raises:
         ParityError: If any difference exceeds ``tolerance``.
+
+    >>> import io
+    >>> net = nn.Conv3d(1, 2, kernel_size=3, padding=1).eval()
+    >>> sample = torch.rand(1, 1, 8, 8, 8)
+    >>> onnx_file = io.BytesIO()
+    >>> torch.onnx.export(net, (sample,), onnx_file, dynamo=False, opset_version=20)
+    >>> diffs = check_parity(ort_session(onnx_file.getvalue(), threads=1), net, {"random patch": sample})
+    >>> list(diffs), diffs["random patch"] <= DEFAULT_TOLERANCE
+    (['random patch'], True)
     """
     diffs = {name: max_abs_diff(session, net, sample) for name, sample in samples.items()}
     bad = {name: diff for name, diff in diffs.items() if not diff <= tolerance}

@@ -51,6 +51,14 @@ class PipelineSpec:
         onnx_input: Name of the ONNX graph input.
         onnx_output: Name of the ONNX graph output (logits).
         export: Provenance: opset, dynamic axes, versions, source, parity result.
+
+    >>> spec = PipelineSpec.from_dict(example_spec())
+    >>> spec.num_classes, spec.spacing, spec.inference["patch_size"]
+    (2, [2.0, 2.0, 2.0], [32, 32, 32])
+    >>> PipelineSpec.from_dict({**spec.to_dict(), "version": 0})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    eisen_lightning.export.spec.SpecError: pipeline spec: format ... version 0 is not supported; ...
     """
 
     input_keys: list[str]

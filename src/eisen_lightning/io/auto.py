@@ -207,6 +207,17 @@ def load(
 
     Raises:
         ImageReadError: The path does not exist, or cannot be read; the message says why and what to do.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "scan.nii.gz"
+    ...     nib.save(nib.Nifti1Image(np.ones((4, 5, 6), np.int16), np.diag([2.0, 2.0, 3.0, 1.0])), path)
+    ...     image = load(path)
+    >>> tuple(image.shape), image.dtype, image.pixdim.tolist()
+    ((1, 4, 5, 6), torch.float32, [2.0, 2.0, 3.0])
     """
     if isinstance(path, str | os.PathLike):
         target: str | tuple[str, ...] = os.fspath(path)

@@ -171,6 +171,17 @@ def save(
 
     Raises:
         ValueError: Unsupported suffix, or an array whose shape does not match the reference grid.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import nibabel as nib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     mask = np.zeros((4, 5, 6), dtype=np.uint8)
+    ...     path = save(mask, Path(folder) / "mask.nii.gz", like=np.diag([2.0, 2.0, 3.0, 1.0]))
+    ...     written = nib.load(path)
+    ...     zooms = [float(size) for size in written.header.get_zooms()]
+    ...     print(Path(path).name, written.shape, zooms, written.get_data_dtype())
+    mask.nii.gz (4, 5, 6) [2.0, 2.0, 3.0] uint8
     """
     from monai.data import NibabelWriter
 

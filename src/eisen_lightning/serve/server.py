@@ -203,6 +203,21 @@ def make_server(cfg: Any) -> ModelServer:
 
     Raises:
         ValueError: For a limit that is not positive.
+
+    >>> import importlib.resources
+    >>> from omegaconf import OmegaConf
+    >>> from eisen_lightning.export import PipelineSpec, export_onnx
+    >>> from eisen_lightning.export.spec import example_spec
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     model = Path(folder) / "model.onnx"
+    ...     spec = PipelineSpec.from_dict(example_spec())
+    ...     _ = export_onnx(torch.nn.Conv3d(1, 2, 1), torch.rand(1, 1, 8, 8, 8), model, spec)
+    ...     cfg = OmegaConf.load(importlib.resources.files("eisen_lightning.conf") / "serve.yaml")
+    ...     cfg.merge_with({"model": str(model), "port": 0, "threads": 1, "device": "cpu"})
+    ...     server = make_server(cfg)  # bound to a free port; server.serve_forever() serves
+    >>> server.url.startswith("http://127.0.0.1:"), server.info()["output"]["labels"]
+    (True, {0: 'background', 1: 'organ'})
+    >>> server.server_close()
     """
     from eisen_lightning.export import OnnxModel
 

@@ -37,6 +37,19 @@ class BaseTask(pl.LightningModule):
         class_names: Names for per-class metric values.
         best_metric: Metric whose best validation value is logged as ``val/<name>_best``.
         best_mode: ``max`` or ``min``.
+
+    >>> import functools
+    >>> task = BaseTask(
+    ...     net=nn.Conv3d(1, 2, kernel_size=3, padding=1),
+    ...     loss=nn.CrossEntropyLoss(),
+    ...     optimizer=functools.partial(torch.optim.AdamW, lr=1e-3),
+    ... )
+    >>> task(torch.rand(2, 1, 8, 8, 8)).shape
+    torch.Size([2, 2, 8, 8, 8])
+    >>> task.inputs({"image": torch.zeros(1), "label": torch.ones(1)})
+    [tensor([0.])]
+    >>> type(task.configure_optimizers()).__name__
+    'AdamW'
     """
 
     def __init__(

@@ -16,6 +16,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
     Returns:
         The destination as a ``Path``.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = atomic_write_text(Path(folder) / "runs" / "notes.txt", "best: 0.91")
+    ...     print(path.name, repr(path.read_text()), sorted(p.name for p in path.parent.iterdir()))
+    notes.txt 'best: 0.91' ['notes.txt']
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,15 +29,26 @@ function fits(group, comp, task) {
   const allowed = palette.task_fits[task.kind][group];
   return tag && !allowed.includes(tag) ? `${group} ${comp.option} is for ${tag}, the task is ${task.kind} (needs ${allowed.join(" or ")})` : null;
 }
+function transformFits(comp, task) {
+  const allowed = task && task.kind && palette.transform_fits[task.kind];
+  const kind = comp.tags.augments;
+  return allowed && kind && !allowed.includes(kind) ? `transform ${comp.option} is a ${kind} augmentation, the task is ${task.kind} (its label is not an image; needs ${allowed.join(" or ")})` : null;
+}
+const transformNodes = () => Object.entries(state.nodes).filter(([, n]) => n.group === "transforms");
 function refuse(comp) {
   const group = groupOf(comp.group);
   const key = nodeKey(comp);
   if (state.nodes[key]) return group.multiple ? `${comp.option} is already there` : `only one ${comp.group}: remove ${state.nodes[key].option} first`;
   if (comp.group === "loss" || comp.group === "net") return fits(comp.group, comp, taskNode());
+  if (comp.group === "transforms") return transformFits(comp, taskNode());
   if (comp.group === "task") {
     for (const g of ["loss", "net"]) {
       const other = state.nodes[g] && component(`${g}/${state.nodes[g].option}`);
       const problem = other && fits(g, other, comp);
+      if (problem) return problem;
+    }
+    for (const [, n] of transformNodes()) {
+      const problem = transformFits(component(`transforms/${n.option}`), comp);
       if (problem) return problem;
     }
   }
@@ -62,6 +73,19 @@ function addMetric(id) {
   status(`added metric ${metric.key}`);
   select(`metric:${id}`);
   return true;
+}
+// transforms run in the order of the list: move one to position `to` (0 = first)
+function moveTransform(key, to, focus) {
+  const list = transformNodes();
+  const from = list.findIndex(([k]) => k === key);
+  if (from < 0 || to < 0 || to >= list.length || to === from) return;
+  const [item] = list.splice(from, 1);
+  list.splice(to, 0, item);
+  const others = Object.entries(state.nodes).filter(([, n]) => n.group !== "transforms");
+  state.nodes = Object.fromEntries([...others, ...list]);
+  render();
+  status(`${item[1].option} moved to position ${to + 1} of ${list.length}`);
+  if (focus) (document.querySelector(`.node[data-key="${key}"] button.${focus}:not([disabled])`) || document.querySelector(`.node[data-key="${key}"]`)).focus();
 }
 function remove(key) {
   if (key.startsWith("metric:")) delete state.metrics[key.slice(7)];
@@ -124,14 +148,15 @@ function slot(name, title, required) {
 function render() {
   const pipeline = $("#pipeline"), settings = $("#settings");
   pipeline.innerHTML = ""; settings.innerHTML = "";
-  const order = ["data", "net", "loss", "task"];
+  const order = ["data", "transforms", "net", "loss", "task"];
   order.forEach((name, i) => {
     const g = groupOf(name);
     if (!g) return;
     if (i) pipeline.insertAdjacentHTML("beforeend", '<span class="arrow">→</span>');
     const el = slot(name, g.title, g.required);
     fillSlot(el, g);
-    if (name === "data") el.insertAdjacentHTML("beforeend", '<p class="note">transforms: each data set builds its ordered MONAI chain in code (data/pipelines.py) from its fields (patch size, spacing, normalisation...); they are set here, not rearranged</p>');
+    if (name === "data") el.insertAdjacentHTML("beforeend", '<p class="note">each data set builds its own MONAI chain (loading, spacing, normalisation, crops) from its fields</p>');
+    if (name === "transforms") el.insertAdjacentHTML("beforeend", '<p class="note">run in this order after the data set\'s own training transforms, training split only; drag within the list or use ↑ ↓ (Alt+Arrow keys) to reorder</p>');
     if (name === "task") {
       el.insertAdjacentHTML("beforeend", "<h4>metrics</h4>");
       const own = (taskNode() && taskNode().metrics) || [];
@@ -153,7 +178,40 @@ function render() {
 function fillSlot(el, g) {
   const nodes = Object.entries(state.nodes).filter(([, n]) => n.group === g.name);
   if (!nodes.length) { el.classList.add("empty"); el.insertAdjacentHTML("beforeend", `<p class="note">${g.required ? "required: " : ""}drop a ${g.name} here</p>`); }
+  if (g.name === "transforms") {
+    const list = document.createElement("ol");
+    list.className = "ordered"; list.setAttribute("aria-label", "training augmentations, in order");
+    nodes.forEach(([key, n], i) => { const li = document.createElement("li"); li.appendChild(orderedNode(key, n, i, nodes.length)); list.appendChild(li); });
+    el.appendChild(list);
+    return;
+  }
   for (const [key, n] of nodes) el.appendChild(nodeElement(key, n.option));
+}
+function orderedNode(key, n, index, count) {
+  const el = nodeElement(key, n.option);
+  const kind = component(`transforms/${n.option}`).tags.augments;
+  if (kind) el.querySelector("span").insertAdjacentHTML("beforeend", ` <small class="note">${kind}</small>`);
+  for (const [dir, delta, arrow] of [["up", -1, "↑"], ["down", 1, "↓"]]) {
+    const button = document.createElement("button");
+    button.className = dir; button.textContent = arrow; button.title = `move ${dir}`;
+    button.setAttribute("aria-label", `move ${n.option} ${dir}`);
+    button.disabled = index + delta < 0 || index + delta >= count;
+    button.addEventListener("click", (e) => { e.stopPropagation(); moveTransform(key, index + delta, dir); });
+    el.insertBefore(button, el.querySelector(".remove"));
+  }
+  el.draggable = true;
+  el.addEventListener("keydown", (e) => {
+    if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) { e.preventDefault(); moveTransform(key, index + (e.key === "ArrowUp" ? -1 : 1)); document.querySelector(`.node[data-key="${key}"]`)?.focus(); }
+  });
+  el.addEventListener("dragstart", (e) => { e.stopPropagation(); e.dataTransfer.setData("text/plain", `node:${key}`); });
+  el.addEventListener("dragover", (e) => e.preventDefault());
+  el.addEventListener("drop", (e) => {
+    const moved = e.dataTransfer.getData("text/plain");
+    if (!moved.startsWith("node:transforms:")) return;  // palette drops go to the canvas
+    e.preventDefault(); e.stopPropagation();
+    moveTransform(moved.slice(5), index);
+  });
+  return el;
 }
 
 // ---- inspector (forms from the signatures) ----------------------------------------------------
@@ -227,7 +285,7 @@ function errorKey(e) {
     return m ? `metric:${m.id}` : e.node;
   }
   if (state.nodes[e.node] || !groupOf(e.node)?.multiple) return e.node;
-  const hit = Object.entries(state.nodes).find(([, n]) => n.group === e.node && component(`${n.group}/${n.option}`).fields.some((f) => f.name === e.field));
+  const hit = Object.entries(state.nodes).find(([, n]) => n.group === e.node && (n.option === e.field || component(`${n.group}/${n.option}`).fields.some((f) => f.name === e.field)));
   return hit ? hit[0] : e.node;
 }
 function renderErrors() {

@@ -27,7 +27,16 @@ NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 class LayoutError(ValueError):
-    """A data-set folder does not match its documented layout; the message lists every problem."""
+    """A data-set folder does not match its documented layout; the message lists every problem.
+
+    >>> error = LayoutError(Path("data/Task09_Spleen"), ["dataset.json is missing"], "Download it again.")
+    >>> print(error)
+    data/Task09_Spleen: 1 problem(s) with this data set:
+      - dataset.json is missing
+    Download it again.
+    >>> error.problems
+    ['dataset.json is missing']
+    """
 
     def __init__(self, root: Path, problems: list[str], hint: str = "") -> None:
         self.root, self.problems = root, problems
@@ -78,6 +87,16 @@ def read_decathlon(root: str | Path, check_files: bool = True) -> DecathlonLayou
 
     Raises:
         LayoutError: Listing every problem found, with the file it concerns.
+
+    >>> import tempfile
+    >>> from eisen_lightning.data.synthetic.decathlon import write_demo_task
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     task = write_demo_task(Path(folder) / "Task00_Demo", num_training=2, num_test=1)
+    ...     layout = read_decathlon(task)
+    >>> layout.name, layout.modalities, layout.label_names
+    ('Demo', ['MRI'], ['background', 'organ', 'lesion'])
+    >>> [case["case_id"] for case in layout.training], [case["case_id"] for case in layout.test]
+    (['demo_0', 'demo_1'], ['demo_2'])
     """
     root = Path(root)
     meta = _read_json(root / "dataset.json")

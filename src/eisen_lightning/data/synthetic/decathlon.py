@@ -210,6 +210,13 @@ def write_demo_task(
     """Write the offline demo task (3 classes, MR-like intensities) in the Decathlon layout.
 
     ``shape`` with two sizes writes 2D images (a 2D demo).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     task = write_demo_task(Path(folder) / "Task00_Demo", num_training=2, num_test=1)
+    ...     labels = sorted(p.name for p in (task / "labelsTr").iterdir())
+    ...     print(sorted(p.name for p in task.iterdir()), labels)
+    ['dataset.json', 'imagesTr', 'imagesTs', 'labelsTr'] ['demo_0.nii.gz', 'demo_1.nii.gz']
     """
     if len(shape) not in (2, 3):
         raise ValueError(f"shape must have 2 or 3 sizes, got {list(shape)}")
@@ -225,6 +232,15 @@ def write_decathlon_replica(
 
     Raises:
         ValueError: If ``task`` is not one of the ten Decathlon tasks.
+
+    >>> import json
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     task = write_decathlon_replica(folder, "Task09_Spleen", num_training=2, num_test=1)
+    ...     meta = json.loads((task / "dataset.json").read_text())
+    ...     images = sorted(p.name for p in (task / "imagesTr").iterdir())
+    >>> task.name, meta["modality"], meta["labels"], images
+    ('Task09_Spleen', {'0': 'CT'}, {'0': 'background', '1': 'spleen'}, ['spleen_0.nii.gz', 'spleen_1.nii.gz'])
     """
     if task not in DECATHLON_META:
         raise ValueError(f"task must be one of {sorted(DECATHLON_META)}, got {task!r}")
