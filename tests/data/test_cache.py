@@ -300,3 +300,32 @@ def test_cache_settings_are_validated(data_dir):
         DecathlonDataModule(str(data_dir), SPLEEN, cache="ram")
     with pytest.raises(ValueError, match="data.cache=disk needs data.cache_dir"):
         DecathlonDataModule(str(data_dir), SPLEEN, cache="disk")
+
+
+def test_under_ddp_the_memory_cache_is_computed_once_per_node(data_dir, tmp_path, monkeypatch):
+    """Each rank holds the cases in memory, but only the first one computes them (through the disk cache)."""
+    from monai.data import PersistentDataset
+
+    from eisen_lightning.data import cache
+
+    computed = []
+    original = PersistentDataset._pre_transform
+    monkeypatch.setattr(
+        PersistentDataset, "_pre_transform", lambda s, i: computed.append(1) or original(s, i)
+    )
+    monkeypatch.setattr(cache, "distributed", lambda: True)
+    cache_dir = tmp_path / "cache"
+    ranks = [module(data_dir, cache="memory", cache_dir=str(cache_dir)) for _ in range(2)]
+    for dm in ranks:
+        dm.setup("fit")
+    train = [dm.datasets["train"] for dm in ranks]
+    assert all(isinstance(ds, cache.DiskBackedCacheDataset) for ds in train)
+    assert len(computed) == len(train[0].data) + len(ranks[0].datasets["val"].data), "once per case"
+    plain = module(data_dir, cache="memory")  # one process: MONAI's CacheDataset, no disk involved
+    plain.setup("fit")
+    assert all(
+        torch.equal(a["image"].as_tensor(), b["image"].as_tensor())
+        and torch.equal(a["image"].affine, b["image"].affine)
+        for a, b in zip(train[1]._cache, plain.datasets["train"]._cache, strict=True)
+    )
+    assert not list(tmp_path.glob("*.pt")) and list(cache_dir.glob("*.pt"))

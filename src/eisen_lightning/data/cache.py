@@ -3,7 +3,9 @@
 The prefix (load, orient, resample, normalise: everything before the first random transform) is
 computed once per case and kept; the random rest runs every epoch on the kept result.
 
-* ``memory``: MONAI ``CacheDataset`` (per process; filled when the dataset is built).
+* ``memory``: MONAI ``CacheDataset`` (per process; filled when the dataset is built). Under DDP,
+  with a ``cache_dir``, the node computes each case once into the disk cache and every rank loads
+  the entries into its memory (:class:`DiskBackedCacheDataset`).
 * ``disk``: MONAI ``PersistentDataset`` under ``cache_dir``: one ``.pt`` file per case, named by
   a hash of the case (its paths, their sizes and modification times) and of the prefix
   (:func:`transform_fingerprint`), so a changed parameter (spacing, CT window, ...) or a changed
@@ -21,6 +23,8 @@ from enum import Enum
 from pathlib import Path
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import Any
+
+from monai.data import CacheDataset
 
 from eisen_lightning.utils.logging import get_logger
 
@@ -67,7 +71,7 @@ def cached_dataset(
     >>> ds[0]
     {'x': 1}
     """
-    from monai.data import CacheDataset, Dataset, PersistentDataset
+    from monai.data import Dataset
     from monai.transforms import Compose
 
     check_cache(cache, cache_dir)
@@ -75,27 +79,61 @@ def cached_dataset(
     if cache == "none":
         return Dataset(list(cases), pipeline)
     if cache == "memory":
-        dataset = CacheDataset(
-            list(cases),
-            pipeline,
-            cache_rate=cache_rate,
-            num_workers=None,
-            progress=False,
-            copy_cache=copy_cache_needed(transforms),
-        )
+        settings = dict(cache_rate=cache_rate, num_workers=None, progress=False)
+        if cache_dir is not None and distributed():
+            # DDP: every rank needs the cases in its memory, but a node computes them once: the
+            # first rank fills the disk cache (file lock), then each rank loads the entries
+            disk = _persistent(cases, pipeline, cache_dir)
+            fill_disk_cache(disk)
+            dataset = DiskBackedCacheDataset(disk, copy_cache=copy_cache_needed(transforms), **settings)
+        else:
+            copy = copy_cache_needed(transforms)
+            dataset = CacheDataset(list(cases), pipeline, copy_cache=copy, **settings)
         release_free_heap()
         return dataset
+    dataset = _persistent(cases, pipeline, cache_dir)
+    fill_disk_cache(dataset)
+    return dataset
+
+
+def _persistent(cases: Sequence[dict[str, Any]], pipeline: Any, cache_dir: str | os.PathLike) -> Any:
+    from monai.data import PersistentDataset
+
     _allow_metadata_in_cache_files()
-    dataset = PersistentDataset(
+    return PersistentDataset(
         list(cases),
         pipeline,
-        cache_dir=Path(cache_dir),  # type: ignore[arg-type]
+        cache_dir=Path(cache_dir),
         hash_func=case_hash,
         hash_transform=_transform_hash,
         track_meta=True,  # keep the MetaTensor geometry that predictions are written back with
     )
-    fill_disk_cache(dataset)
-    return dataset
+
+
+def distributed() -> bool:
+    """Whether this process is one of several DDP ranks (the process group is up)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class DiskBackedCacheDataset(CacheDataset):
+    """MONAI's ``CacheDataset`` whose cached items are read from a filled ``PersistentDataset``.
+
+    Args:
+        disk: The disk cache of the same cases and pipeline, already filled.
+        **kwargs: ``CacheDataset`` settings (``cache_rate``, ``copy_cache``, ...).
+    """
+
+    def __init__(self, disk: Any, **kwargs: Any) -> None:
+        self.disk = disk  # set before CacheDataset fills its cache through _load_cache_item
+        super().__init__(list(disk.data), disk.transform, **kwargs)
+
+    def _load_cache_item(self, idx: int) -> Any:
+        from monai.transforms import convert_to_contiguous
+
+        item = self.disk._cachecheck(self.data[idx])  # MONAI reads the entry the disk cache holds
+        return convert_to_contiguous(item) if self.as_contiguous else item
 
 
 def release_free_heap() -> None:
