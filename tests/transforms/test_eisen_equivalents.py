@@ -1,7 +1,7 @@
 """Every row of docs/transforms.md: the MONAI (or our) transform gives what Eisen's transform gave.
 
-Eisen's result is computed here with numpy from its documented semantics
-(/work/shared/reference/eisen.md §4), or with SimpleITK where Eisen called SimpleITK. Where MONAI
+Eisen's result is computed here with numpy from its documented semantics, or with SimpleITK where
+Eisen called SimpleITK. Where MONAI
 differs on purpose, the test asserts the documented difference instead of hiding it.
 """
 
