@@ -155,7 +155,7 @@ VERBS: dict[str, tuple[str, Callable[[Any], Any], list[str]]] = {
 def _builder(args: Sequence[str]) -> int:
     from eisen_lightning.builder import main as builder_main
 
-    return builder_main(list(args))
+    return builder_main(list(args), say=lambda line: print(line, flush=True))
 
 
 PLAIN_VERBS: dict[str, Callable[[Sequence[str]], int]] = {

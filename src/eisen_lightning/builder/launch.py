@@ -1,8 +1,13 @@
 """``eisen builder``: start the builder's server and print its address."""
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from eisen_lightning.utils.logging import get_logger
+
+log = get_logger(__name__)
 
 DEFAULT_CONFIG_DIR = "conf_user"
 
@@ -37,8 +42,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, say: Callable[[str], Any] | None = None) -> int:
     """Start the server; Ctrl+C stops it (and any run it started).
+
+    Args:
+        argv: The arguments after ``eisen builder``.
+        say: Where the address and progress lines go (the ``eisen`` command prints them);
+            the package logger by default.
 
     Returns:
         The exit status.
@@ -53,12 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config_dir = package_conf_dir()
         if "site-packages" in config_dir.parts or not (config_dir.parent / "setup.py").is_file():
             parser().error(f"--repo-conf needs a source checkout; {config_dir} is an installed package")
-    print(
-        f"eisen builder: reading the config tree; experiments go to {config_dir.resolve()}/experiment",
-        flush=True,
-    )
+    say = say or log.info
+    say(f"eisen builder: reading the config tree; experiments go to {config_dir.resolve()}/experiment")
     server = make_server(config_dir, port=args.port, allow=args.allow_target)
-    print(f"eisen builder: open {server.url}  (Ctrl+C stops)", flush=True)
+    say(f"eisen builder: open {server.url}  (Ctrl+C stops)")
     if args.open:
         import webbrowser
 
