@@ -29,7 +29,7 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
             rf"^24x24x16 +whole +{NUMBER} +{NUMBER}$",
             rf"^24x24x16 +sliding window +{NUMBER}",
             rf"^24x24x16 +ratio whole / sum of parts: {NUMBER}",
-            rf"^24x24x16 +ratio sliding window / \d+ bare patches: {NUMBER}",
+            rf"^24x24x16 +ratio inferer / \d+ bare patches: {NUMBER}",
             r"^growth 24x24x16 +voxels +1\.00x +windows +1\.00x +predict time +1\.00x",
         ],
     ),

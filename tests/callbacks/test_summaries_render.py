@@ -155,3 +155,17 @@ def test_a_whole_epoch_of_any_channel_count_writes_without_crashing(dims, channe
         assert f"val/worst_cases{suffix}" in tags and "val/cases" in tags
     if dims == 3:
         assert {f"val/images/image/axis{a}" for a in range(3)} <= set(tags)
+
+
+def test_a_drawn_epoch_keeps_copies_not_views_of_the_batch():
+    """Views would hold every batch tensor until the epoch ends (fresh pages for every step)."""
+    info = TaskInfo(["image"], "label", 3, ["a", "b", "c"])
+    record = EpochRecord("train", True, 4, 0, [("label", "pred")])
+    batch = {"image": torch.randn(2, 1, 8, 8, 8), "label": torch.randint(0, 3, (2, 1, 8, 8, 8)).float()}
+    output = torch.randn(2, 3, 8, 8, 8)
+    record.add(batch, {"loss": torch.tensor(0.5), "output": output}, info)
+    held = {t.untyped_storage().data_ptr() for t in (batch["image"], batch["label"], output)}
+    kept = [v for parts in record.values.values() for v in parts]
+    assert kept and not {v.untyped_storage().data_ptr() for v in kept} & held
+    image = batch["image"].numpy()
+    assert record.samples["image"] and not any(np.shares_memory(s, image) for s in record.samples["image"])

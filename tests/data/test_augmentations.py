@@ -12,6 +12,7 @@ from conftest import CONF, QUIET, compose
 from eisen_lightning import run
 from eisen_lightning.data.cache import copy_cache_needed, transform_fingerprint
 from eisen_lightning.data.datamodule import check_augmentations
+from eisen_lightning.transforms.meta import flat_transforms
 
 TRANSFORMS = sorted(p.stem for p in (CONF / "transforms").glob("*.yaml"))
 SMALL = ["data.num_training=4", "data.num_test=0", "data.num_folds=2"]
@@ -94,11 +95,11 @@ def test_augmentations_follow_the_data_sets_own_training_transforms_in_order(ord
     _, datamodule = _datamodule(tmp_path, f"transforms=[{','.join(order)}]")
     datamodule.setup("fit")
     own = [type(t) for t in datamodule.train_transforms()]
-    steps = [type(t) for t in datamodule.datasets["train"].transform.transforms]
+    steps = [type(t) for t in flat_transforms(datamodule.datasets["train"].transform)]
     names = {"rand_gaussian_noise": "RandGaussianNoised", "rand_affine": "RandAffined"}
     assert steps[: len(own)] == own
     assert [t.__name__ for t in steps[len(own) :]] == [names[o] for o in order]
-    evaluated = [type(t).__name__ for t in datamodule.datasets["val"].transform.transforms]
+    evaluated = [type(t).__name__ for t in flat_transforms(datamodule.datasets["val"].transform)]
     assert "RandGaussianNoised" not in evaluated and "RandAffined" not in evaluated
 
 
@@ -108,11 +109,11 @@ def test_augmentations_keep_the_cache_key_and_the_copy_when_they_may_write_in_pl
     plain.setup("fit")
     augmented.setup("fit")
     assert plain.datasets["train"].transform_hash == augmented.datasets["train"].transform_hash
-    prefix = plain.datasets["train"].transform.transforms
+    prefix = flat_transforms(plain.datasets["train"].transform)
     assert transform_fingerprint(prefix[:3]) == transform_fingerprint(
-        augmented.datasets["train"].transform.transforms[:3]
+        flat_transforms(augmented.datasets["train"].transform)[:3]
     )
-    steps = augmented.datasets["train"].transform.transforms
+    steps = flat_transforms(augmented.datasets["train"].transform)
     assert type(steps[-1]).__name__ == "RandCoarseDropoutd"
     assert copy_cache_needed(steps)
 
@@ -159,14 +160,14 @@ def test_classification_refuses_spatial_augmentations_and_takes_intensity_ones(t
         tmp_path / "b", "+experiment=ucsd_covid", "transforms=[rand_gaussian_noise]", small=False
     )
     datamodule.setup("fit")
-    assert type(datamodule.datasets["train"].transform.transforms[-1]).__name__ == "RandGaussianNoised"
+    assert type(flat_transforms(datamodule.datasets["train"].transform)[-1]).__name__ == "RandGaussianNoised"
 
 
 def test_with_slice_axis_the_augmentations_run_on_the_2d_slices(tmp_path):
     sliced = ["data.slice_axis=2", "data.patch_size=[32,32]", "net=unet2d"]
     _, datamodule = _datamodule(tmp_path, *sliced, "transforms=[rand_affine,rand_gaussian_noise]")
     datamodule.setup("fit")
-    steps = datamodule.datasets["train"].transform.transforms
+    steps = flat_transforms(datamodule.datasets["train"].transform)
     assert [type(t).__name__ for t in steps[-2:]] == ["RandAffined", "RandGaussianNoised"]
     steps[-2].set_random_state(seed=0)
     steps[-2].prob = 1.0

@@ -134,19 +134,32 @@ def test_train_batch_is_plain_tensors(train_batch):
     assert "label_cls_indices" not in train_batch
 
 
-def test_train_batch_meta(brain, train_batch):
-    n = BATCH_SIZE * NUM_SAMPLES
-    meta = train_batch["meta"]["image"]
-    assert meta["affine"].shape == (n, 4, 4)
-    assert len(meta["filename_or_obj"]) == n
-    assert all(Path(f).parent.name == "imagesTr" for f in meta["filename_or_obj"])
-    assert train_batch["meta"]["label"]["affine"].shape == (n, 4, 4)
+def test_train_batches_carry_case_ids_and_no_geometry_by_default(brain, train_batch):
     case_ids = train_batch["case_id"]
-    assert isinstance(case_ids, list) and len(case_ids) == n
+    assert isinstance(case_ids, list) and len(case_ids) == BATCH_SIZE * NUM_SAMPLES
     assert all(isinstance(c, str) for c in case_ids)
     assert set(case_ids) <= set(brain.splits["train"])
+    # the random part runs untracked: plain tensors, no MetaTensor bookkeeping per crop
+    assert train_batch["meta"] == {}
+    assert type(train_batch["image"]) is torch.Tensor
+
+
+def test_train_meta_keeps_the_geometry_of_every_crop(data_dir, tmp_path):
+    tracked = DecathlonDataModule(
+        str(data_dir), task=BRAIN, patch_size=PATCH, spacing=SPACING, num_samples=NUM_SAMPLES,
+        batch_size=BATCH_SIZE, output_dir=str(tmp_path), train_meta=True, cache="none",
+    )  # fmt: skip
+    tracked.setup("fit")
+    batch = next(iter(tracked.train_dataloader()))
+    n = BATCH_SIZE * NUM_SAMPLES
+    meta = batch["meta"]["image"]
+    assert meta["affine"].shape == (n, 4, 4)
+    assert all(Path(f).parent.name == "imagesTr" for f in meta["filename_or_obj"])
+    assert batch["meta"]["label"]["affine"].shape == (n, 4, 4)
     # each crop keeps the file it came from
-    assert [Path(f).name for f in meta["filename_or_obj"]] == [f"{c}.nii.gz" for c in case_ids]
+    assert [Path(f).name for f in meta["filename_or_obj"]] == [f"{c}.nii.gz" for c in batch["case_id"]]
+    with pytest.raises(TypeError, match="data.train_meta must be true or false, got 'yes'"):
+        DecathlonDataModule(str(data_dir), task=BRAIN, train_meta="yes")
 
 
 def test_val_batches_are_whole_resampled_volumes(brain, val_batches):

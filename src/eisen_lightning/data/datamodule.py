@@ -67,6 +67,10 @@ class MedicalDataModule(pl.LightningDataModule):
             data set's own training transforms, on the training split only (on the 2D slices when
             ``slice_axis`` is set): a mapping ``name -> transform`` (the ``transforms`` config
             group) or a list.
+        train_meta: Keep MONAI's metadata tracking (``MetaTensor`` affines, applied operations) in
+            the random part of the training transforms, so that training batches carry
+            ``batch["meta"]``. Off by default: nothing in training reads it, and tracking costs
+            about half of a warm epoch. Validation, test and predict batches always carry it.
 
     A minimal subclass, on cases held in memory:
 
@@ -117,6 +121,7 @@ class MedicalDataModule(pl.LightningDataModule):
         splits_file: str | None = None,
         slice_axis: int | None = None,
         augmentations: Mapping[str, Any] | Sequence[Any] | None = None,
+        train_meta: bool = False,
     ) -> None:
         super().__init__()
         _check_positive(batch_size=batch_size, val_batch_size=val_batch_size)
@@ -138,6 +143,9 @@ class MedicalDataModule(pl.LightningDataModule):
                 "volumes; set data.slice_axis=null"
             )
         self.augmentations = check_augmentations(augmentations)
+        if not isinstance(train_meta, bool):
+            raise TypeError(f"data.train_meta must be true or false, got {train_meta!r}")
+        self.train_meta = train_meta
         #: Check the listed files (existence, headers) while parsing the layout; ``eisen verify``
         #: turns this off because it reads every file itself and reports all problems together.
         self.check_files = True
@@ -255,7 +263,8 @@ class MedicalDataModule(pl.LightningDataModule):
             steps = [*self.train_transforms(), *self.augmentations.values()]
         else:
             steps = self.eval_transforms()
-        return cached_dataset(cases, steps, self.cache, self.cache_dir, self.cache_rate)
+        track = self.train_meta or split != "train"
+        return cached_dataset(cases, steps, self.cache, self.cache_dir, self.cache_rate, track)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> Any:
         from monai.data.utils import worker_init_fn
