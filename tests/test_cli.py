@@ -106,6 +106,19 @@ def test_eisen_help_and_unknown_verb(tmp_path):
     assert {"demo", "demo2d", "decathlon"} <= options["data"]
 
 
+@pytest.mark.parametrize("command", [["--help"], ["download", "--list"]])
+def test_output_into_a_closed_pipe_ends_without_a_traceback(command, tmp_path):
+    child = subprocess.Popen(
+        [sys.executable, "-m", "eisen_lightning", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    child.stdout.close()  # as `| head -0` does before the command writes
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 1 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
 def test_bad_override_names_the_key(tmp_path):
     result = run_cli(["optimizer.lrr=1e-3"], cwd=tmp_path)
     assert result.returncode != 0

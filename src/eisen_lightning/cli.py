@@ -180,13 +180,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return 0
+    try:
+        if not args or args[0] in ("-h", "--help", "help"):
+            print(USAGE)
+            return 0
+        if args[0] in PLAIN_VERBS:
+            _quiet_known_noise()
+            return PLAIN_VERBS[args[0]](args[1:])
+    except BrokenPipeError:  # the reader went away (`eisen --help | head -1`): no traceback
+        _stdout_to_devnull()
+        return 1
     verb, overrides = args[0], args[1:]
-    if verb in PLAIN_VERBS:
-        _quiet_known_noise()
-        return PLAIN_VERBS[verb](overrides)
     if verb not in VERBS:
         verbs = sorted([*VERBS, *PLAIN_VERBS])
         print(f"eisen: unknown verb {verb!r}; choose one of {verbs}\n\n{USAGE}", file=sys.stderr)
@@ -203,6 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     run_hydra(config_name, function, overrides)
     return 0
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush finds no broken pipe."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def run_hydra(config_name: str, function: Callable[[Any], Any], overrides: Sequence[str]) -> None:

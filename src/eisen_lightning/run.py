@@ -114,6 +114,10 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
 
         task.net = parallel_net(cfg, task.net)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if any(type(c).__name__ == "ActivationCheckpointing" for c in callbacks):
+        from eisen_lightning.models.checkpointing import check_not_pipelined
+
+        check_not_pipelined(task.net)  # before the trainer fills any cache
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     if not loggers:
         callbacks = _without_logger_callbacks(callbacks)

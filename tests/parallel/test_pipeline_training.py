@@ -146,3 +146,10 @@ def test_example_input_comes_from_the_patch_size():
     assert first.shape == (1, 2, 8, 8, 4) and torch.equal(first, second)
     cfg.dataset.spatial_dims = 2  # a 2D net on slices of 3D patches: split on the first batch instead
     assert example_input(cfg) is None
+
+
+def test_activation_checkpointing_with_a_pipeline_is_refused_before_the_data_is_loaded(tmp_path):
+    cfg = compose(["parallel=pipeline", "callbacks=[default,activation_checkpointing]", *QUIET], tmp_path)
+    get_class(cfg.data._target_).write_replica(**cfg.data)
+    with pytest.raises(ValueError, match="activation_checkpointing callback does not combine with parallel"):
+        run.build(cfg)

@@ -155,7 +155,21 @@ class ActivationCheckpointing(pl.Callback):
                 "the activation_checkpointing callback does not combine with trainer=fsdp: "
                 "use trainer.strategy.activation_checkpointing_policy (set in conf/trainer/fsdp.yaml)"
             )
+        check_not_pipelined(getattr(pl_module, "net", None))
         if stage != "fit" or self.wrapped:
             return
         self.wrapped = checkpoint_blocks(pl_module, self.blocks)
         log.info("activation checkpointing: %d blocks wrapped", self.wrapped)
+
+
+def check_not_pipelined(net: Any) -> None:
+    """Refuse a net split by ``parallel=pipeline``: its stages are new modules, so no block is found.
+
+    Raises:
+        ValueError: If ``net`` is a :class:`~eisen_lightning.parallel.PipelineParallel`.
+    """
+    if type(net).__name__ == "PipelineParallel":
+        raise ValueError(
+            "the activation_checkpointing callback does not combine with parallel=pipeline (the split "
+            "net has no blocks left to wrap); remove one of them, e.g. callbacks=default"
+        )
