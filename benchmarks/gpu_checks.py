@@ -26,12 +26,17 @@ DDP is left out: its other ranks re-run the command line, which is this script, 
 import argparse
 import math
 import re
+import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _config import compose  # noqa: E402  (the benchmarks' shared config helper)
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 LARGE = ["net=unet3d", "data.patch_size=[96,96,96]", "data.shape=[112,112,96]", "data.batch_size=2"]
@@ -50,24 +55,6 @@ CHECKS: dict[str, tuple[list[str], int]] = {
     ),
     "pipeline": (["parallel=pipeline", "trainer.precision=bf16-mixed"], 2),
 }
-
-
-def compose(overrides: list[str], root: Path):
-    """Compose ``conf/train.yaml`` as ``python train.py OVERRIDES`` would, writing under ``root``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
-    base = [f"paths.data_dir={root / 'data'}", f"paths.output_dir={root / 'run'}"]
-    with initialize_config_module("eisen_lightning.conf", version_base="1.3"):
-        cfg = hydra_compose("train", overrides=base + overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 def run_check(name: str, overrides: list[str], epochs: int, root: Path) -> dict[str, object]:

@@ -16,11 +16,16 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _config import compose  # noqa: E402  (the benchmarks' shared config helper)
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -66,24 +71,6 @@ class MemorySampler(pl.Callback):
         """Sample once per epoch, while the persistent workers are alive."""
         workers = [rss_mib(p) for p in child_pids(os.getpid())]
         self.rows.append((trainer.current_epoch, rss_mib(os.getpid()), workers))
-
-
-def compose(overrides: list[str], root: Path):
-    """The training config of ``python train.py OVERRIDES``, outputs and data under ``root``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
-    base = [f"paths.data_dir={root / 'data'}", f"paths.output_dir={root / 'run'}"]
-    with initialize_config_module("eisen_lightning.conf", version_base="1.3"):
-        cfg = hydra_compose("train", overrides=base + overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 def soak(args: argparse.Namespace, root: Path) -> MemorySampler:

@@ -30,12 +30,17 @@ import logging
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _config import compose  # noqa: E402  (the benchmarks' shared config helper)
 
 
 class EpochTimer(pl.Callback):
@@ -81,23 +86,6 @@ def alternate(callback: pl.Callback, phase: int) -> list[float]:
 
         setattr(callback, name, gated)
     return in_hooks
-
-
-def compose(overrides: list[str], root: Path):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
-    base = [f"paths.data_dir={root / 'data'}", f"paths.output_dir={root / 'run'}"]
-    with initialize_config_module("eisen_lightning.conf", version_base="1.3"):
-        cfg = hydra_compose("train", overrides=base + overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 def drawing_share(callback_type: type, epochs: int) -> float:

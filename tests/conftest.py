@@ -55,3 +55,33 @@ def demo_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo_data")
     write_demo_task(root / "Task00_Demo")
     return root
+
+
+def sitk_image(array, affine):
+    """A 3D voxel array with a RAS ``affine`` (nibabel's) as a SimpleITK image of the same geometry (LPS)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    lps = np.diag([-1.0, -1.0, 1.0]) @ np.asarray(affine)[:3, :3]
+    spacing = np.linalg.norm(lps, axis=0)
+    image = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(array).astype(np.int16).T))
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    image.SetDirection(tuple((lps / spacing).flatten()))
+    image.SetOrigin(tuple(float(v) for v in np.array([-1.0, -1.0, 1.0]) * np.asarray(affine)[:3, 3]))
+    return image
+
+
+def write_dicom_series(image, folder: Path, series_uid: str) -> None:
+    """Write a 3D SimpleITK image as an MR DICOM series, one file per slice, into the new ``folder``."""
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(image.GetSize()[2]):
+        piece = image[:, :, k : k + 1]
+        piece.SetMetaData("0008|0060", "MR")
+        piece.SetMetaData("0020|000e", series_uid)
+        piece.SetMetaData("0020|0013", str(k + 1))
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(piece)

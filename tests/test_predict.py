@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from monai.losses import DiceLoss
 from torch import nn
 
-from conftest import QUIET, compose
+from conftest import QUIET, compose, sitk_image, write_dicom_series
 from eisen_lightning import run
 from eisen_lightning.predict import CasePredictor
 from eisen_lightning.tasks import SegmentationTask
@@ -136,35 +136,6 @@ def test_bad_inputs_are_named(trained, demo_data, tmp_path, value, message):
     assert result.returncode != 0 and message in result.stderr
 
 
-def _sitk_label_image(case):
-    """The case's label as a SimpleITK image with the same (oblique, flipped) geometry, in LPS."""
-    import SimpleITK as sitk
-
-    affine = nib.load(case["image"]).affine
-    lps = np.diag([-1.0, -1.0, 1.0]) @ affine[:3, :3]
-    spacing = np.linalg.norm(lps, axis=0)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(case["truth"].astype(np.int16).T))
-    image.SetSpacing(tuple(float(s) for s in spacing))
-    image.SetDirection(tuple((lps / spacing).flatten()))
-    image.SetOrigin(tuple(float(v) for v in np.array([-1.0, -1.0, 1.0]) * affine[:3, 3]))
-    return image
-
-
-def _write_dicom_series(image, folder):
-    import SimpleITK as sitk
-
-    folder.mkdir(parents=True)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    for k in range(image.GetSize()[2]):
-        piece = image[:, :, k : k + 1]
-        piece.SetMetaData("0008|0060", "MR")
-        piece.SetMetaData("0020|000e", "1.2.826.0.1.3680043.8.498.4242")
-        piece.SetMetaData("0020|0013", str(k + 1))
-        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
-        writer.Execute(piece)
-
-
 @pytest.mark.parametrize("form", ["mha", "nrrd", "dicom"])
 def test_masks_overlay_exactly_for_itk_and_dicom_inputs(form, tmp_path, demo_data, label_images):
     import SimpleITK as sitk
@@ -172,10 +143,10 @@ def test_masks_overlay_exactly_for_itk_and_dicom_inputs(form, tmp_path, demo_dat
     from eisen_lightning.io import load
 
     case = label_images[0]
-    image = _sitk_label_image(case)
+    image = sitk_image(case["truth"], nib.load(case["image"]).affine)
     source = tmp_path / f"scan.{form}"
     if form == "dicom":
-        _write_dicom_series(image, source)
+        write_dicom_series(image, source, "1.2.826.0.1.3680043.8.498.4242")
     else:
         sitk.WriteImage(image, str(source))
     predictor = _predictor(tmp_path, demo_data, "data.spacing=null")

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from monai.networks.nets import UNet
 
-from conftest import QUIET, compose
+from conftest import QUIET, compose, sitk_image, write_dicom_series
 
 _RUNS: dict[str, Path] = {}
 
@@ -64,24 +64,6 @@ class IntensityIsLabel(torch.nn.Module):
 def sitk_series(label_path: Path, folder: Path) -> None:
     """Write the label image ``label_path`` (NIfTI) as a DICOM series with the same geometry."""
     import nibabel as nib
-    import numpy as np
-    import SimpleITK as sitk
 
     source = nib.load(label_path)
-    lps = np.diag([-1.0, -1.0, 1.0]) @ source.affine[:3, :3]
-    spacing = np.linalg.norm(lps, axis=0)
-    array = np.asarray(source.dataobj).astype(np.int16)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array.T))
-    image.SetSpacing(tuple(float(s) for s in spacing))
-    image.SetDirection(tuple((lps / spacing).flatten()))
-    image.SetOrigin(tuple(float(v) for v in np.array([-1.0, -1.0, 1.0]) * source.affine[:3, 3]))
-    folder.mkdir(parents=True)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    for k in range(image.GetSize()[2]):
-        piece = image[:, :, k : k + 1]
-        piece.SetMetaData("0008|0060", "MR")
-        piece.SetMetaData("0020|000e", "1.2.826.0.1.3680043.8.498.4243")
-        piece.SetMetaData("0020|0013", str(k + 1))
-        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
-        writer.Execute(piece)
+    write_dicom_series(sitk_image(source.dataobj, source.affine), folder, "1.2.826.0.1.3680043.8.498.4243")

@@ -11,7 +11,7 @@ from typing import Any
 
 from eisen_lightning import keys
 from eisen_lightning.data.datasets.decathlon import LayoutError
-from eisen_lightning.data.datasets.json_list import require_folder
+from eisen_lightning.data.datasets.json_list import pair_problem, require_folder
 from eisen_lightning.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -80,12 +80,9 @@ def _view_cases(
     cases = []
     for frame in FRAMES:
         image, label = patient / f"{name}_{view}_{frame}.mhd", patient / f"{name}_{view}_{frame}_gt.mhd"
-        if not image.is_file():
-            what = "its label exists but the image is missing" if label.is_file() else "missing"
-            problems.append(f"{image}: {what}")
-            continue
-        if with_gt and not label.is_file():
-            problems.append(f"{label}: missing (the label of {image.name}); training needs every _gt file")
+        problem = pair_problem(image, label, with_gt, "label", "training needs every _gt file")
+        if problem:
+            problems.append(problem)
             continue
         case = {
             keys.CASE_ID: f"{name}_{view}_{frame}",

@@ -11,7 +11,7 @@ from typing import Any
 
 from eisen_lightning import keys
 from eisen_lightning.data.datasets.decathlon import LayoutError
-from eisen_lightning.data.datasets.json_list import require_folder
+from eisen_lightning.data.datasets.json_list import pair_problem, require_folder
 
 LABEL_NAMES = ("background", "cavity", "myocardium", "infarction", "no_reflow")
 PATHOLOGICAL = "pathological"
@@ -37,12 +37,9 @@ def read_emidec(root: str | Path, training: bool = True, hint: str = "") -> list
         problems += _suffix_problems(folder)
         image = folder / "Images" / f"{folder.name}{SUFFIX}"
         label = folder / "Contours" / f"{folder.name}{SUFFIX}"
-        if not image.is_file():
-            what = "its contours exist but the image is missing" if label.is_file() else "missing"
-            problems.append(f"{image}: {what}")
-            continue
-        if training and not label.is_file():
-            problems.append(f"{label}: missing (the contours of {image.name}); training needs them")
+        problem = pair_problem(image, label, training, "contours", "training needs them")
+        if problem:
+            problems.append(problem)
             continue
         case = {
             keys.CASE_ID: folder.name,

@@ -35,6 +35,22 @@ def require_folder(root: Path, hint: str) -> None:
         raise LayoutError(root, ["the folder is empty"], hint)
 
 
+def pair_problem(image: Path, label: Path, needs_label: bool, label_name: str, need: str) -> str | None:
+    """The problem with an image and its label file, or ``None``: the image first, then the label.
+
+    >>> pair_problem(Path("/no/a.mhd"), Path("/no/a_gt.mhd"), True, "label", "training needs it")
+    '/no/a.mhd: missing'
+    """
+    if not image.is_file():
+        if not label.is_file():
+            return f"{image}: missing"
+        verb = "exist" if label_name.endswith("s") else "exists"  # "contours exist", "label exists"
+        return f"{image}: its {label_name} {verb} but the image is missing"
+    if needs_label and not label.is_file():
+        return f"{label}: missing (the {label_name} of {image.name}); {need}"
+    return None
+
+
 def suffix_problems(paths: Iterable[Path], suffixes: Sequence[str], fix: str) -> list[str]:
     """One line per file whose name does not end in one of ``suffixes``."""
     return [
